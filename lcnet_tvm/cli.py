@@ -1,0 +1,193 @@
+"""``lcnet-tvm``: a thin argparse layer over plain functions (tests call those directly)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import InputError, LcnetError
+from .train_config import TrainConfig
+
+MODEL_HELP = "zoo name (lcnet_resnet20_cifar, ...) or checkpoint .pt (default: the shipped digits checkpoint)"
+
+
+def _write_json(path: str, data: dict) -> None:
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def cmd_demo(args) -> None:
+    from .demo import format_report, run_demo  # noqa: PLC0415 (keep `--help` fast: TVM imports take seconds)
+
+    report = run_demo(args.model, args.cifar10, args.latency_iterations)
+    print(format_report(report))
+    if args.json:
+        _write_json(args.json, report)
+
+
+def cmd_compile(args) -> None:
+    from .checkpoint import resolve_model  # noqa: PLC0415
+    from .compiler import compile_model  # noqa: PLC0415
+
+    loaded = resolve_model(args.model, args.input_size)
+    compiled = compile_model(
+        loaded.model,
+        loaded.name,
+        loaded.config.input_shape,
+        args.target,
+        args.batch_size,
+        extra_metadata={"source": loaded.source},
+    )
+    directory = compiled.save(args.output)
+    kernels = compiled.metadata["kernels"]
+    tuned = sum(kernel["tuned"] for kernel in kernels)
+    print(
+        f"wrote {directory}: {loaded.name} for {args.target} {compiled.metadata['target']}, input "
+        f"{tuple(compiled.input_shape)}, {len(compiled.gates)} gates, {len(kernels)} kernels "
+        f"({tuned} tuned, {len(kernels) - tuned} untuned)"
+    )
+
+
+def _load_input(path: str):
+    import numpy as np  # noqa: PLC0415
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"input file {path!r} not found") from None
+    except (ValueError, OSError, EOFError) as error:
+        raise InputError(f"cannot read {path!r} as a .npy array ({error}); save it with numpy.save") from None
+
+
+def cmd_run(args) -> None:
+    from .runtime import CompiledModel  # noqa: PLC0415
+
+    compiled = CompiledModel.load(args.artifact)
+    result = compiled.run(_load_input(args.input))
+    gates = compiled.gates
+    fractions = result.executed_flops / compiled.dense_flops
+    rows = []
+    for index in range(len(result.logits)):
+        layers = "".join(
+            "1" if keep[index, 0] else "0" for gate, keep in zip(gates, result.decisions) if gate.kind == "layer"
+        )
+        channels = " ".join(
+            f"{int(keep[index].sum())}/{gate.channels}"
+            for gate, keep in zip(gates, result.decisions)
+            if gate.kind == "channel"
+        )
+        rows.append(
+            {
+                "index": index,
+                "prediction": int(result.predictions[index]),
+                "blocks_kept": layers,
+                "channels_kept": channels,
+                "executed_flops_fraction": float(fractions[index]),
+            }
+        )
+        print(
+            f"sample {index}: prediction {rows[-1]['prediction']}  blocks kept [{layers}]  channels kept "
+            f"[{channels}]  executed FLOPs {fractions[index]:.3f} of dense"
+        )
+    if args.json:
+        _write_json(args.json, {"artifact": str(args.artifact), "samples": rows})
+
+
+def cmd_train(args) -> None:
+    import torch  # noqa: PLC0415
+
+    from .checkpoint import SHIPPED_CHECKPOINT, save_checkpoint  # noqa: PLC0415
+    from .data import load_cifar10, load_digits  # noqa: PLC0415
+    from .models import LCResNet, zoo_config  # noqa: PLC0415
+    from .train import train  # noqa: PLC0415
+
+    train_config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        target_flops=args.target_flops,
+        flops_weight=args.flops_weight,
+        seed=args.seed,
+    )
+    name = args.model or "lcnet_resnet20_cifar"
+    config = zoo_config(name)
+    if args.cifar10:
+        dataset, recorded = load_cifar10(args.cifar10), {"name": "cifar10"}
+    else:
+        dataset = load_digits(config.input_size, config.in_channels, seed=args.seed)
+        recorded = {"name": "digits", "seed": args.seed, "test_fraction": 0.2}
+    torch.manual_seed(args.seed)
+    model = LCResNet(config.replace(num_classes=dataset.num_classes))
+    metrics = train(model, dataset, train_config)
+    output = Path(args.output or SHIPPED_CHECKPOINT.name)
+    info = {"model": name, "dataset": recorded, "command": " ".join(["lcnet-tvm", *sys.argv[1:]]), **metrics}
+    save_checkpoint(output, name, model, info)
+    print(
+        f"wrote {output}: held-out accuracy {metrics['accuracy']:.2%}, executed FLOPs "
+        f"{metrics['executed_flops_fraction']:.3f} of dense ({metrics['dense_gflops'] * 1e3:.1f} MFLOPs), "
+        f"{metrics['gates']['distinct_layer_patterns']} distinct block-skip patterns"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lcnet-tvm", description="Compile dynamic-inference CNNs (LC-Net) with TVM")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the compiler does")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="compile the shipped checkpoint, run it on held-out digits, compare with eager")
+    demo.add_argument("--model", help=MODEL_HELP)
+    demo.add_argument("--cifar10", metavar="DIR", help="CIFAR-10 python-pickle directory (CIFAR-10 checkpoints)")
+    demo.add_argument("--latency-iterations", type=int, default=30, metavar="N")
+    demo.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+    demo.set_defaults(handler=cmd_demo)
+
+    compile_ = commands.add_parser("compile", help="compile a model into an artifact directory")
+    compile_.add_argument("--model", help=MODEL_HELP)
+    compile_.add_argument("--target", default="x86", help="compilation target (default: x86, the host CPU)")
+    compile_.add_argument("--batch-size", type=int, default=1, help="compiled batch size (default 1)")
+    compile_.add_argument("--input-size", type=int, help="input resolution for a zoo model (default: its own)")
+    compile_.add_argument("-o", "--output", required=True, metavar="DIR", help="artifact directory to write")
+    compile_.set_defaults(handler=cmd_compile)
+
+    run = commands.add_parser("run", help="run a compiled artifact on an NCHW float32 .npy batch")
+    run.add_argument("artifact", metavar="DIR")
+    run.add_argument("--input", required=True, metavar="FILE.npy")
+    run.add_argument("--json", metavar="OUT", help="also write the per-sample results as JSON")
+    run.set_defaults(handler=cmd_run)
+
+    train = commands.add_parser("train", help="train an LC-Net with a FLOPs penalty")
+    train.add_argument("--model", help="zoo architecture (default lcnet_resnet20_cifar)")
+    train.add_argument("--cifar10", metavar="DIR", help="train on CIFAR-10 from this python-pickle directory "
+                       "(default: scikit-learn's bundled digits)")
+    defaults = TrainConfig()
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--lr", type=float, default=defaults.learning_rate)
+    train.add_argument(
+        "--target-flops", type=float, default=defaults.target_flops, help="executed FLOPs target, fraction of dense"
+    )
+    train.add_argument("--flops-weight", type=float, default=defaults.flops_weight, help="weight of the FLOPs penalty")
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("-o", "--output", metavar="CKPT.pt", help="checkpoint to write (a .json lands beside it)")
+    train.set_defaults(handler=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        args.handler(args)
+    except LcnetError as error:
+        print(f"lcnet-tvm: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lcnet-tvm: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Compile a gated PyTorch model into a :class:`~lcnet_tvm.runtime.CompiledModel` for a target."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import tvm
+from torch import nn
+from tvm import relax
+
+from lcnet_tvm.passes.pipeline import compile_pipeline
+from lcnet_tvm.targets import get_target
+
+from . import __version__
+from .flops import FlopsCounter
+from .importer import import_model
+from .runtime import ARTIFACT_FORMAT, CompiledModel
+
+logger = logging.getLogger(__name__)
+
+
+def compile_model(
+    model: nn.Module,
+    model_name: str,
+    input_shape: tuple[int, int, int],
+    target_name: str = "x86",
+    batch_size: int = 1,
+    extra_metadata: dict | None = None,
+) -> CompiledModel:
+    """Import ``model``, run the compilation pipeline and build it for ``target_name``.
+
+    ``input_shape`` is one sample's (C, H, W); the artifact is compiled for
+    batches of ``batch_size`` (the runtime splits and pads other batch sizes).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    spec = get_target(target_name)
+    target_config = spec.config()
+    target = spec.tvm_target(target_config)
+    started = time.perf_counter()
+    imported = import_model(model, (batch_size, *input_shape))
+    with target:
+        lowered = compile_pipeline(target, imported.params)(imported.mod)
+    executable = relax.build(lowered, target, relax_pipeline=None)
+    kernels = sorted(gv.name_hint for gv, func in lowered.functions_items() if isinstance(func, tvm.tirx.PrimFunc))
+    seconds = time.perf_counter() - started
+    logger.info("compiled %s for %s in %.1f s (%d kernels)", model_name, target_name, seconds, len(kernels))
+    metadata = {
+        "format": ARTIFACT_FORMAT,
+        "model": model_name,
+        "input_shape": [batch_size, *input_shape],
+        "input_dtype": "float32",
+        "target_name": spec.name,
+        "target": target_config,
+        "tvm_version": tvm.__version__,
+        "lcnet_tvm_version": __version__,
+        "gate_form": "mask",
+        "gates": [gate.to_json() for gate in imported.gates],
+        # Nothing is tuned yet: every kernel is TVM's default (untuned) loop nest.
+        "kernels": [{"name": name, "tuned": False, "trials": 0} for name in kernels],
+        "flops": FlopsCounter.from_model(model, input_shape).to_json(),
+        "compile_seconds": round(seconds, 2),
+        **(extra_metadata or {}),
+    }
+    return CompiledModel(executable, metadata)

@@ -1,0 +1,112 @@
+"""The main job: compile the shipped checkpoint, run it on held-out digits, compare with eager."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from .checkpoint import LoadedModel, resolve_model
+from .compiler import compile_model
+from .data import Dataset, load_cifar10, load_digits
+from .errors import LcnetError
+from .flops import FlopsCounter
+from .gates import WithGateScores
+from .runtime import CompiledModel
+from .timing import measure_interleaved
+from .train import evaluate, gate_statistics
+from .verify import compare_with_eager
+
+logger = logging.getLogger(__name__)
+
+
+def dataset_for(loaded: LoadedModel, cifar10_dir: str | None = None) -> Dataset:
+    """The data set a checkpoint was trained on (its recorded split); digits for untrained zoo models."""
+    recorded = loaded.info.get("dataset", {"name": "digits"})
+    if recorded["name"] == "cifar10":
+        if cifar10_dir is None:
+            raise LcnetError(f"{loaded.source} was trained on CIFAR-10: pass --cifar10 DIR to evaluate it")
+        return load_cifar10(cifar10_dir)
+    config = loaded.config
+    return load_digits(
+        config.input_size, config.in_channels, recorded.get("test_fraction", 0.2), recorded.get("seed", 0)
+    )
+
+
+def measure_latency(compiled: CompiledModel, model: torch.nn.Module, sample: torch.Tensor, iterations: int) -> dict:
+    """Batch latency of eager mask form vs compiled mask form, interleaved in one run."""
+    wrapped = WithGateScores(model).eval()
+    array = sample.numpy()
+
+    def eager():
+        with torch.inference_mode():
+            wrapped(sample)
+
+    return measure_interleaved({"eager": eager, "compiled": lambda: compiled.run(array)}, iterations)
+
+
+def run_demo(model_spec: str | None = None, cifar10_dir: str | None = None, latency_iterations: int = 30) -> dict:
+    loaded = resolve_model(model_spec)
+    dataset = dataset_for(loaded, cifar10_dir)
+    model = loaded.model.eval()
+    counter = FlopsCounter.from_model(model, loaded.config.input_shape)
+    eager = evaluate(model, dataset.x_test, dataset.y_test, counter)
+    compiled = compile_model(model, loaded.name, loaded.config.input_shape, "x86", extra_metadata={"source": loaded.source})
+    result, agree = compare_with_eager(compiled, model, dataset.x_test)
+    fractions = result.executed_flops / counter.dense_flops
+    latency = measure_latency(compiled, model, dataset.x_test[:1], latency_iterations)
+    tuned = [kernel for kernel in compiled.metadata["kernels"] if kernel["tuned"]]
+    return {
+        "model": loaded.name,
+        "source": loaded.source,
+        "dataset": dataset.name,
+        "samples": len(dataset.y_test),
+        "target": compiled.metadata["target"],
+        "kernels": len(compiled.metadata["kernels"]),
+        "kernels_tuned": len(tuned),
+        "tuning_trials": sum(kernel["trials"] for kernel in tuned),
+        "accuracy": float((result.predictions == dataset.y_test.numpy()).mean()),
+        "eager_accuracy": eager["accuracy"],
+        "dense_gflops": counter.dense_flops / 1e9,
+        "executed_flops_fraction": float(fractions.mean()),
+        "executed_flops_fraction_range": [float(fractions.min()), float(fractions.max())],
+        "eager_executed_flops_fraction": eager["executed_flops_fraction"],
+        "gates": gate_statistics(compiled.gates, result.decisions),
+        **agree.to_json(),
+        "latency_batch1": latency,
+    }
+
+
+def format_report(report: dict) -> str:
+    gates = report["gates"]
+    lines = [
+        f"model      {report['model']} ({report['source']})",
+        f"data       {report['dataset']} held-out split, {report['samples']} images",
+        f"target     {report['target']}: {report['kernels']} kernels, {report['kernels_tuned']} tuned "
+        f"({report['tuning_trials']} trials)",
+        f"accuracy   compiled {report['accuracy']:.2%}, eager {report['eager_accuracy']:.2%}",
+        f"FLOPs      dense {report['dense_gflops'] * 1e3:.1f} MFLOPs/image; executed mean "
+        f"{report['executed_flops_fraction']:.3f} of dense (per image {report['executed_flops_fraction_range'][0]:.3f}"
+        f"..{report['executed_flops_fraction_range'][1]:.3f})",
+        f"gates      {gates['distinct_layer_patterns']} distinct block-skip patterns over {report['samples']} images; "
+        f"blocks kept {_percent(gates['layer_kept_fraction'])}, channels kept {_percent(gates['channel_kept_fraction'])}",
+    ]
+    lines += [
+        f"  {gate['name']:<28} {gate['kind']:<8} kept {gate['kept_fraction']:6.1%}   "
+        f"std over images {gate['kept_fraction_std_over_samples']:.3f}"
+        for gate in gates["per_gate"]
+    ]
+    latency = report["latency_batch1"]
+    lines += [
+        f"agreement  max |logit diff| {report['max_abs_error']:.2e}; gate decisions equal "
+        f"{report['gate_agreement']:.4%}; predictions equal {report['prediction_agreement']:.2%}",
+        f"latency    batch 1, median of {latency['eager']['iterations']} interleaved runs: eager (PyTorch, mask form) "
+        f"{latency['eager']['median_ms']:.2f} ms, compiled (TVM, mask form, "
+        f"{'untuned' if not report['kernels_tuned'] else 'tuned'}) {latency['compiled']['median_ms']:.2f} ms "
+        f"= {latency['compiled']['median_ms'] / latency['eager']['median_ms']:.1f}x eager",
+    ]
+    return "\n".join(lines)
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{value:.1%}"

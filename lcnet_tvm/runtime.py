@@ -1,0 +1,184 @@
+"""The Python runtime wrapper: load a compiled artifact, run it, save it.
+
+An artifact is a directory holding ``model.so`` (the compiled Relax VM
+executable, weights included) and ``metadata.json`` (model name, input shape,
+target, TVM version, gates, kernels and whether each was tuned, FLOPs table).
+Running one needs TVM and numpy, not the PyTorch model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import tvm
+from tvm import relax
+
+from lcnet_tvm.targets import get_target
+
+from .errors import ArtifactError, InputError, LcnetError
+from .flops import FlopsCounter
+from .gates import GateInfo
+
+ARTIFACT_FORMAT = "lcnet_tvm.artifact/1"
+LIBRARY_FILE = "model.so"
+METADATA_FILE = "metadata.json"
+
+
+@dataclass
+class RunResult:
+    """Outputs for a batch of N samples."""
+
+    logits: np.ndarray  # (N, classes)
+    scores: list[np.ndarray]  # per gate: (N, 1) layer gate or (N, C) channel gate, in [0, 1]
+    executed_flops: np.ndarray  # (N,) per sample, from the gate decisions
+
+    @property
+    def decisions(self) -> list[np.ndarray]:
+        """Per gate, bool keep decisions (score > 0)."""
+        return [score > 0 for score in self.scores]
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.logits.argmax(axis=1)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_metadata(directory: Path) -> dict:
+    if not directory.is_dir():
+        raise ArtifactError(f"artifact directory {str(directory)!r} does not exist; create it with `lcnet-tvm compile -o DIR`")
+    try:
+        metadata = json.loads((directory / METADATA_FILE).read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{str(directory)!r} has no {METADATA_FILE}; it is not an lcnet_tvm artifact") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{str(directory / METADATA_FILE)!r} is corrupt ({error}); recompile the artifact") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != ARTIFACT_FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise ArtifactError(f"{str(directory)!r} has artifact format {found!r}, expected {ARTIFACT_FORMAT!r}; recompile it")
+    if metadata.get("tvm_version") != tvm.__version__:
+        raise ArtifactError(
+            f"{str(directory)!r} was built with TVM {metadata.get('tvm_version')!r} but this is TVM "
+            f"{tvm.__version__}; recompile it with `lcnet-tvm compile`"
+        )
+    return metadata
+
+
+class CompiledModel:
+    """A compiled LC-Net: call :meth:`run` on an NCHW float32 batch (numpy or CPU torch tensor)."""
+
+    def __init__(self, executable: tvm.runtime.Module, metadata: dict):
+        self.metadata = metadata
+        self.target = get_target(metadata["target_name"])
+        self._executable = executable
+        self._device = self.target.device()
+        self._vm = relax.VirtualMachine(executable, self._device)
+        self._flops = FlopsCounter.from_json(metadata["flops"])
+        # The Relax VM keeps per-call state: one caller at a time per loaded model.
+        self._lock = threading.Lock()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Compiled (batch, C, H, W)."""
+        return tuple(self.metadata["input_shape"])
+
+    @property
+    def gates(self) -> list[GateInfo]:
+        return [GateInfo(**gate) for gate in self.metadata["gates"]]
+
+    @property
+    def dense_flops(self) -> int:
+        return self._flops.dense_flops
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> CompiledModel:
+        directory = Path(directory)
+        metadata = _read_metadata(directory)
+        library = directory / LIBRARY_FILE
+        expected = metadata.get("library_sha256")
+        if not library.is_file():
+            raise ArtifactError(f"{str(library)!r} is missing; recompile the artifact")
+        if _sha256(library) != expected:
+            raise ArtifactError(f"{str(library)!r} does not match its recorded checksum (corrupt or replaced); recompile it")
+        get_target(metadata.get("target_name", "?")).check_runnable(metadata.get("target", {}))
+        try:
+            executable = tvm.runtime.load_module(str(library))
+        except Exception as error:  # TVM raises its own error types for bad libraries
+            raise ArtifactError(f"cannot load {str(library)!r}: {str(error).splitlines()[0]}; recompile it") from None
+        return cls(executable, metadata)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the artifact to ``directory`` atomically (a half-written artifact is never left behind)."""
+        directory = Path(directory)
+        if directory.exists() and not (directory / METADATA_FILE).exists() and any(directory.iterdir()):
+            raise ArtifactError(f"{str(directory)!r} exists and is not an lcnet_tvm artifact; choose another -o")
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        staging.chmod(0o755)
+        try:
+            self.target.export_library(self._executable, str(staging / LIBRARY_FILE))
+            metadata = {**self.metadata, "library_sha256": _sha256(staging / LIBRARY_FILE)}
+            (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+            if directory.exists():
+                shutil.rmtree(directory)
+            staging.rename(directory)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self.metadata = metadata
+        return directory
+
+    def _validate(self, x) -> np.ndarray:
+        if isinstance(x, torch.Tensor):
+            if x.device.type != "cpu":
+                raise InputError(f"input is on device {x.device}; move it to the CPU with .cpu() first")
+            x = x.detach().numpy()
+        if not isinstance(x, np.ndarray):
+            raise InputError(f"input must be a numpy array or torch tensor, got {type(x).__name__}")
+        sample_shape = self.input_shape[1:]
+        if x.ndim != 4 or x.shape[1:] != sample_shape:
+            raise InputError(
+                f"input shape {tuple(x.shape)} does not match the compiled (N, {', '.join(map(str, sample_shape))}); "
+                "pass an NCHW batch of that size"
+            )
+        if x.dtype != np.float32:
+            raise InputError(f"input dtype is {x.dtype}, expected float32; convert it with .astype(np.float32)")
+        if x.shape[0] == 0:
+            raise InputError("input batch is empty (N = 0); pass at least one sample")
+        if not np.isfinite(x).all():
+            raise InputError("input contains NaN or Inf values; clean or re-normalise it before running")
+        return np.ascontiguousarray(x)
+
+    def run(self, x) -> RunResult:
+        """Run a batch of any size N; outputs are per sample."""
+        x = self._validate(x)
+        batch = self.input_shape[0]
+        count = x.shape[0]
+        padded = np.zeros((-(-count // batch) * batch, *x.shape[1:]), dtype=np.float32)
+        padded[:count] = x
+        chunks = []
+        with self._lock:
+            for start in range(0, len(padded), batch):
+                outputs = self._vm["main"](tvm.runtime.tensor(padded[start : start + batch], self._device))
+                chunks.append([output.numpy() for output in outputs])
+        logits, *scores = (np.concatenate(parts)[:count] for parts in zip(*chunks))
+        executed = self._flops.executed_flops([torch.from_numpy(score > 0) for score in scores]).numpy()
+        return RunResult(logits, scores, executed)
+
+
+__all__ = ["ARTIFACT_FORMAT", "CompiledModel", "LcnetError", "RunResult"]

@@ -1,0 +1,32 @@
+"""Training hyper-parameters (kept free of heavy imports: the CLI reads the defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import LcnetError
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    weight_decay: float = 5e-4
+    #: Executed FLOPs the penalty aims at, as a fraction of the dense backbone.
+    target_flops: float = 0.4
+    #: Weight of ``|mean executed fraction - target_flops|`` in the loss.
+    flops_weight: float = 2.0
+    #: Gate networks learn this much slower than the backbone, so a gate does not
+    #: close for every input before the task loss can argue for it.
+    gate_lr_factor: float = 0.1
+    max_grad_norm: float = 5.0
+    #: Random translation of up to this many pixels (data augmentation).
+    max_shift: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0.0 < self.target_flops <= 1.0:
+            raise LcnetError(f"target_flops must be in (0, 1], got {self.target_flops}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise LcnetError(f"epochs and batch_size must be positive, got {self.epochs}, {self.batch_size}")

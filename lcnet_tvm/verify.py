@@ -1,0 +1,54 @@
+"""Compiled-vs-eager agreement: logits, gate decisions, predictions."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .gates import WithGateScores
+from .runtime import CompiledModel, RunResult
+
+
+@dataclass
+class Agreement:
+    samples: int
+    max_abs_error: float
+    #: max |compiled - eager| / max(1, |eager|): absolute for small logits, relative for large ones.
+    max_scaled_error: float
+    #: fraction of gate decisions (samples x gates x channels) equal between eager and compiled.
+    gate_agreement: float
+    prediction_agreement: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def eager_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, list[np.ndarray]]:
+    """PyTorch eager logits and gate scores, the reference every compiled result is held to."""
+    wrapped = WithGateScores(model).eval()
+    parts = [[t.numpy() for t in wrapped(x[start : start + batch_size])] for start in range(0, len(x), batch_size)]
+    logits, *scores = (np.concatenate(chunk) for chunk in zip(*parts))
+    return logits, scores
+
+
+def agreement(result: RunResult, logits: np.ndarray, scores: list[np.ndarray]) -> Agreement:
+    difference = np.abs(result.logits - logits)
+    equal = sum(int(((a > 0) == (b > 0)).sum()) for a, b in zip(result.scores, scores))
+    total = sum(b.size for b in scores)
+    return Agreement(
+        samples=len(logits),
+        max_abs_error=float(difference.max()),
+        max_scaled_error=float((difference / np.maximum(1.0, np.abs(logits))).max()),
+        gate_agreement=equal / total if total else 1.0,
+        prediction_agreement=float((result.predictions == logits.argmax(1)).mean()),
+    )
+
+
+def compare_with_eager(compiled: CompiledModel, model: nn.Module, x: torch.Tensor) -> tuple[RunResult, Agreement]:
+    """Run ``x`` through both and measure how far apart they are."""
+    result = compiled.run(x)
+    return result, agreement(result, *eager_outputs(model, x))

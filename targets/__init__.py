@@ -1,0 +1,20 @@
+"""Compilation targets, as data: ``TARGETS[name]`` is a :class:`TargetSpec`."""
+
+from __future__ import annotations
+
+from lcnet_tvm.errors import TargetError
+
+from .base import TargetSpec
+from .x86 import X86
+
+TARGETS: dict[str, TargetSpec] = {spec.name: spec for spec in (X86,)}
+
+
+def get_target(name: str) -> TargetSpec:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise TargetError(f"unknown target {name!r}; use one of {', '.join(TARGETS)}") from None
+
+
+__all__ = ["TARGETS", "TargetSpec", "get_target"]

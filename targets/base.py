@@ -1,0 +1,48 @@
+"""What every target provides: a TVM target config, a device, and how to export and check a library."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import tvm
+
+from lcnet_tvm.errors import TargetError
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A compilation target as data.
+
+    ``config()`` returns the TVM target as a JSON-style dict (recorded in every
+    artifact); ``runnable_here(config)`` returns ``None`` when a library built
+    for ``config`` can run on this machine, else the reason it cannot.
+    """
+
+    name: str
+    description: str
+    device_type: str
+    config: Callable[[], dict]
+    runnable_here: Callable[[dict], str | None]
+    #: Compiler driver that links the exported shared library ("" = TVM's default, the host's).
+    linker: str = ""
+
+    def tvm_target(self, config: dict | None = None) -> tvm.target.Target:
+        return tvm.target.Target(config or self.config())
+
+    def device(self) -> tvm.runtime.Device:
+        return tvm.device(self.device_type, 0)
+
+    def export_library(self, executable, path: str) -> None:
+        if self.linker:
+            from tvm.support import cc  # noqa: PLC0415 (only cross targets need it)
+
+            executable.export_library(path, fcompile=cc.cross_compiler(self.linker))
+        else:
+            executable.export_library(path)
+
+    def check_runnable(self, config: dict) -> None:
+        """Raise :class:`TargetError` when a library built for ``config`` cannot run here."""
+        reason = self.runnable_here(config)
+        if reason is not None:
+            raise TargetError(f"this artifact was built for {self.name} {config} but {reason}; recompile it here")

@@ -1,0 +1,87 @@
+"""The `lcnet-tvm` commands, run as a user runs them: in fresh processes."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lcnet_tvm.checkpoint import load_checkpoint
+from lcnet_tvm.verify import eager_outputs
+
+
+def lcnet_tvm(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "lcnet_tvm.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_demo_on_the_shipped_checkpoint(tmp_path):
+    completed = lcnet_tvm("demo", "--json", tmp_path / "demo.json", "--latency-iterations", 5)
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads((tmp_path / "demo.json").read_text())
+    assert report["accuracy"] >= 0.95
+    assert report["executed_flops_fraction"] <= 0.5
+    assert report["max_abs_error"] <= 1e-4 and report["gate_agreement"] == 1.0
+    low, high = report["executed_flops_fraction_range"]
+    assert high - low > 0.01, "gate decisions should vary between inputs"
+    for line_start in ("accuracy", "FLOPs", "gates", "agreement", "latency"):
+        assert f"\n{line_start}" in completed.stdout
+
+
+def test_compile_then_run_in_a_new_process(tmp_path, digits):
+    completed = lcnet_tvm("compile", "--target", "x86", "-o", tmp_path / "artifact")
+    assert completed.returncode == 0, completed.stderr
+    x = digits.x_test[:5].numpy()
+    np.save(tmp_path / "batch.npy", x)
+    completed = lcnet_tvm("run", tmp_path / "artifact", "--input", tmp_path / "batch.npy", "--json", tmp_path / "r.json")
+    assert completed.returncode == 0, completed.stderr
+    rows = json.loads((tmp_path / "r.json").read_text())["samples"]
+    logits, scores = eager_outputs(load_checkpoint_default(), torch.from_numpy(x))
+    assert [row["prediction"] for row in rows] == logits.argmax(1).tolist()
+    layer_scores = [s for s in scores if s.shape[1] == 1]
+    for index, row in enumerate(rows):
+        assert row["blocks_kept"] == "".join("1" if s[index, 0] > 0 else "0" for s in layer_scores)
+        assert f"sample {index}: prediction {row['prediction']}" in completed.stdout
+
+
+def load_checkpoint_default():
+    from lcnet_tvm.checkpoint import SHIPPED_CHECKPOINT
+
+    return load_checkpoint(SHIPPED_CHECKPOINT).model
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("compile", "--model", "resnet9", "-o", "out"), "unknown model 'resnet9'"),
+        (("compile", "--model", "missing.pt", "-o", "out"), "checkpoint 'missing.pt' not found"),
+        (("compile", "--target", "tpu", "-o", "out"), "unknown target 'tpu'"),
+        (("run", "no_such_dir", "--input", "x.npy"), "does not exist"),
+        (("train", "--target-flops", "1.5"), "target_flops must be in"),
+    ],
+    ids=["model", "checkpoint", "target", "artifact", "train-config"],
+)
+def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
+    completed = lcnet_tvm(*args, cwd=tmp_path)
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1 and message in completed.stderr, completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_run_rejects_an_unreadable_input_file(tmp_path):
+    assert lcnet_tvm("compile", "-o", tmp_path / "a").returncode == 0
+    (tmp_path / "x.npy").write_bytes(b"not numpy")
+    completed = lcnet_tvm("run", tmp_path / "a", "--input", tmp_path / "x.npy")
+    assert completed.returncode == 2 and "cannot read" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_train_writes_a_loadable_checkpoint_with_its_statistics(tmp_path):
+    completed = lcnet_tvm("train", "--epochs", 1, "-o", tmp_path / "tiny.pt")
+    assert completed.returncode == 0, completed.stderr
+    loaded = load_checkpoint(tmp_path / "tiny.pt")
+    info = json.loads((tmp_path / "tiny.json").read_text())
+    assert loaded.info == info and info["dataset"]["name"] == "digits"
+    assert 0.0 <= info["accuracy"] <= 1.0 and 0.0 < info["executed_flops_fraction"] <= 1.1
