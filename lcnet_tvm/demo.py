@@ -88,7 +88,8 @@ def format_report(report: dict) -> str:
         f"FLOPs      dense {report['dense_gflops'] * 1e3:.1f} MFLOPs/image; executed mean "
         f"{report['executed_flops_fraction']:.3f} of dense (per image {report['executed_flops_fraction_range'][0]:.3f}"
         f"..{report['executed_flops_fraction_range'][1]:.3f})",
-        f"gates      {gates['distinct_layer_patterns']} distinct block-skip patterns over {report['samples']} images; "
+        f"gates      over {report['samples']} images: {gates['distinct_decision_patterns']} distinct decision patterns "
+        f"(blocks and channels), {gates['distinct_layer_patterns']} distinct block-skip patterns; "
         f"blocks kept {_percent(gates['layer_kept_fraction'])}, channels kept {_percent(gates['channel_kept_fraction'])}",
     ]
     lines += [

@@ -82,8 +82,10 @@ def _read_metadata(directory: Path) -> dict:
 class CompiledModel:
     """A compiled LC-Net: call :meth:`run` on an NCHW float32 batch (numpy or CPU torch tensor)."""
 
-    def __init__(self, executable: tvm.runtime.Module, metadata: dict):
+    def __init__(self, executable: tvm.runtime.Module, metadata: dict, library: Path | None = None):
         self.metadata = metadata
+        # A loaded library cannot be exported again: saving copies its file instead.
+        self._library = library
         self.target = get_target(metadata["target_name"])
         self._executable = executable
         self._device = self.target.device()
@@ -120,7 +122,7 @@ class CompiledModel:
             executable = tvm.runtime.load_module(str(library))
         except Exception as error:  # TVM raises its own error types for bad libraries
             raise ArtifactError(f"cannot load {str(library)!r}: {str(error).splitlines()[0]}; recompile it") from None
-        return cls(executable, metadata)
+        return cls(executable, metadata, library)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the artifact to ``directory`` atomically (a half-written artifact is never left behind)."""
@@ -131,7 +133,10 @@ class CompiledModel:
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
         staging.chmod(0o755)
         try:
-            self.target.export_library(self._executable, str(staging / LIBRARY_FILE))
+            if self._library is None:
+                self.target.export_library(self._executable, str(staging / LIBRARY_FILE))
+            else:
+                shutil.copyfile(self._library, staging / LIBRARY_FILE)
             metadata = {**self.metadata, "library_sha256": _sha256(staging / LIBRARY_FILE)}
             (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
             if directory.exists():
@@ -141,6 +146,7 @@ class CompiledModel:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         self.metadata = metadata
+        self._library = directory / LIBRARY_FILE
         return directory
 
     def _validate(self, x) -> np.ndarray:

@@ -142,7 +142,7 @@ def gate_statistics(infos, decisions: list[np.ndarray]) -> dict:
 
     Per gate: the fraction kept (samples x channels) and how many samples differ
     from the gate's most common decision (0 everywhere would mean static gates).
-    Overall: distinct per-sample patterns of layer-gate decisions.
+    Overall: distinct per-sample patterns of layer-gate decisions, and of all decisions.
     """
     per_gate = []
     for info, keep in zip(infos, decisions):
@@ -158,9 +158,12 @@ def gate_statistics(infos, decisions: list[np.ndarray]) -> dict:
         )
     layer = [keep[:, 0] for info, keep in zip(infos, decisions) if info.kind == "layer"]
     patterns = {tuple(row) for row in np.stack(layer, axis=1)} if layer else set()
+    every_decision = np.concatenate([keep.reshape(len(keep), -1) for keep in decisions], axis=1)
     return {
         "per_gate": per_gate,
         "distinct_layer_patterns": len(patterns),
+        # Samples whose complete set of decisions (all blocks and channels) differs from every other's.
+        "distinct_decision_patterns": len({row.tobytes() for row in every_decision}),
         "layer_kept_fraction": float(np.mean(layer)) if layer else None,
         "channel_kept_fraction": float(
             np.mean([keep.mean() for info, keep in zip(infos, decisions) if info.kind == "channel"])

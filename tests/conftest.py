@@ -8,27 +8,34 @@ from torch import nn
 
 from lcnet_tvm.data import load_digits
 from lcnet_tvm.gates import find_gates
+from lcnet_tvm.train import recalibrate_batch_norm
 
 
-def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Make an untrained model behave like a trained one: input-dependent gates, non-trivial BN.
+def randomize(model: nn.Module, calibration: torch.Tensor, seed: int = 0) -> nn.Module:
+    """Make an untrained model behave like a trained one: input-dependent gates, calibrated BN.
 
-    Gate biases are zeroed and weights drawn wide, so roughly half of all
-    decisions keep and which ones depends on the input. Batch-norm statistics
-    are randomised so that folded constants are not identities.
+    Gate biases are zeroed and weights drawn at unit scale, so roughly half of all
+    decisions keep and which ones depends on the input. Batch-norm scales and
+    shifts are random (folded constants are not identities), the last batch
+    norm of each residual branch scales by 0.1..0.3 (trained deep ResNets keep
+    their branches small; "zero-init residual" starts them there), and the
+    running statistics are measured on ``calibration`` inputs drawn like the
+    test's inputs. Without that, a deep random ResNet amplifies float32
+    rounding far beyond what a trained one does, and eager PyTorch itself is
+    more than 1e-4 away from a float64 run of the same model.
     """
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for _, gate in find_gates(model):
-            gate.fc.weight.copy_(torch.randn(gate.fc.weight.shape, generator=generator) * 2.0)
+            gate.fc.weight.copy_(torch.randn(gate.fc.weight.shape, generator=generator) * gate.fc.in_features**-0.5)
             gate.fc.bias.zero_()
-        for module in model.modules():
+        for name, module in model.named_modules():
             if isinstance(module, nn.BatchNorm2d):
                 channels = module.num_features
-                module.running_mean.copy_(torch.randn(channels, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(channels, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(channels, generator=generator) * 0.5 + 0.5)
+                low, high = (0.1, 0.3) if name.endswith("bn2") else (0.5, 1.0)
+                module.weight.copy_(low + (high - low) * torch.rand(channels, generator=generator))
                 module.bias.copy_(torch.randn(channels, generator=generator) * 0.1)
+    recalibrate_batch_norm(model, calibration, batch_size=64)
     return model.eval()
 
 

@@ -27,6 +27,7 @@ def test_demo_on_the_shipped_checkpoint(tmp_path):
     assert report["max_abs_error"] <= 1e-4 and report["gate_agreement"] == 1.0
     low, high = report["executed_flops_fraction_range"]
     assert high - low > 0.01, "gate decisions should vary between inputs"
+    assert report["gates"]["distinct_decision_patterns"] > report["samples"] // 2
     for line_start in ("accuracy", "FLOPs", "gates", "agreement", "latency"):
         assert f"\n{line_start}" in completed.stdout
 

@@ -22,7 +22,8 @@ def inputs_for(digits, size: int, count: int, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     scales = torch.tensor([0.1, 1.0, 3.0]).repeat_interleave(-(-count // 3))[:count]
     random = torch.randn(count, 3, size, size, generator=generator) * scales[:, None, None, None]
-    real = F.interpolate(digits.x_test[:count], size=(size, size), mode="bilinear", align_corners=False)
+    chosen = torch.randperm(len(digits.x_test), generator=generator)[:count]
+    real = F.interpolate(digits.x_test[chosen], size=(size, size), mode="bilinear", align_corners=False)
     return torch.cat([random, real])
 
 
@@ -40,7 +41,7 @@ def assert_matches_eager(compiled, model, x):
 @pytest.mark.parametrize("name", list(ZOO))
 def test_zoo_model_compiled_equals_eager(name, digits):
     torch.manual_seed(0)
-    model = randomize(build_model(name, input_size=INPUT_SIZE[name]), seed=1)
+    model = randomize(build_model(name, input_size=INPUT_SIZE[name]), inputs_for(digits, INPUT_SIZE[name], 32, seed=9))
     compiled = compile_model(model, name, model.config.input_shape, batch_size=4)
     assert compiled.metadata["gate_form"] == "mask"
     assert all(not kernel["tuned"] for kernel in compiled.metadata["kernels"])
@@ -52,14 +53,14 @@ def test_zoo_model_compiled_equals_eager(name, digits):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["lcnet_resnet18_imagenet", "lcnet_resnet34_imagenet"])
 def test_imagenet_models_at_full_resolution(name, digits):
-    model = randomize(build_model(name), seed=3)
+    model = randomize(build_model(name), inputs_for(digits, 224, 8, seed=9))
     compiled = compile_model(model, name, model.config.input_shape)
     assert_matches_eager(compiled, model, inputs_for(digits, 224, 4, seed=4))
 
 
 def test_a_user_architecture_compiles_without_our_resnet(digits):
     torch.manual_seed(0)
-    model = randomize(VGGWithChannelGates())
+    model = randomize(VGGWithChannelGates(), inputs_for(digits, 8, 32, seed=9))
     compiled = compile_model(model, "user_vgg", (3, 8, 8), batch_size=2)
     x = inputs_for(digits, 8, 30, seed=5)
     assert_matches_eager(compiled, model, x)

@@ -21,7 +21,7 @@ NAME = "lcnet_resnet20_cifar"
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return randomize(build_model(NAME), seed=7)
+    return randomize(build_model(NAME), torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(8)), seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -134,4 +134,4 @@ def test_save_replaces_an_artifact_and_leaves_no_staging_files(loaded, artifact,
     loaded.save(target)
     loaded.save(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]
-    assert sorted(p.name for p in target.iterdir()) == [LIBRARY_FILE, METADATA_FILE]
+    assert sorted(p.name for p in target.iterdir()) == sorted([LIBRARY_FILE, METADATA_FILE])
