@@ -27,11 +27,27 @@ def cmd_demo(args) -> None:
         _write_json(args.json, report)
 
 
+def format_gates(gates: list[dict]) -> str:
+    lines = [f"{'gate':<28} {'kind':<8} {'convs':>5} {'dense MFLOPs':>12}  controls (Relax variables)"]
+    for gate in gates:
+        controls = ", ".join(gate["controls"]) if gate["understood"] else f"left in mask form: {gate['problem']}"
+        lines.append(
+            f"{gate['name']:<28} {gate['kind']:<8} {gate['controlled_convs']:>5} {gate['dense_flops'] / 1e6:>12.2f}  "
+            f"{controls}"
+        )
+    return "\n".join(lines)
+
+
 def cmd_compile(args) -> None:
     from .checkpoint import resolve_model  # noqa: PLC0415
-    from .compiler import compile_model  # noqa: PLC0415
+    from .compiler import compile_model, explain_model  # noqa: PLC0415
 
     loaded = resolve_model(args.model, args.input_size)
+    if args.output is None:
+        if not args.explain:
+            raise LcnetError("compile needs -o DIR (or --explain to only show the gate analysis)")
+        print(format_gates(explain_model(loaded.model, loaded.config.input_shape)))
+        return
     compiled = compile_model(
         loaded.model,
         loaded.name,
@@ -41,6 +57,8 @@ def cmd_compile(args) -> None:
         extra_metadata={"source": loaded.source},
     )
     directory = compiled.save(args.output)
+    if args.explain:
+        print(format_gates(compiled.metadata["gates"]))
     kernels = compiled.metadata["kernels"]
     tuned = sum(kernel["tuned"] for kernel in kernels)
     print(
@@ -148,7 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--target", default="x86", help="compilation target (default: x86, the host CPU)")
     compile_.add_argument("--batch-size", type=int, default=1, help="compiled batch size (default 1)")
     compile_.add_argument("--input-size", type=int, help="input resolution for a zoo model (default: its own)")
-    compile_.add_argument("-o", "--output", required=True, metavar="DIR", help="artifact directory to write")
+    compile_.add_argument("-o", "--output", metavar="DIR", help="artifact directory to write")
+    compile_.add_argument(
+        "--explain", action="store_true", help="show each gate, the ops it controls and their dense FLOPs"
+    )
     compile_.set_defaults(handler=cmd_compile)
 
     run = commands.add_parser("run", help="run a compiled artifact on an NCHW float32 .npy batch")

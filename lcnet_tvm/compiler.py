@@ -9,15 +9,27 @@ import tvm
 from torch import nn
 from tvm import relax
 
+from lcnet_tvm.passes.find_gates import find_gate_regions
 from lcnet_tvm.passes.pipeline import compile_pipeline
 from lcnet_tvm.targets import get_target
 
 from . import __version__
 from .flops import FlopsCounter
-from .importer import import_model
+from .importer import ImportedModel, import_model
 from .runtime import ARTIFACT_FORMAT, CompiledModel
 
 logger = logging.getLogger(__name__)
+
+
+def describe_gates(imported: ImportedModel) -> list[dict]:
+    """Each gate with what the graph analysis found it controls."""
+    regions = find_gate_regions(imported.mod["main"])
+    return [{**gate.to_json(), **region.to_json()} for gate, region in zip(imported.gates, regions)]
+
+
+def explain_model(model: nn.Module, input_shape: tuple[int, int, int]) -> list[dict]:
+    """Gate analysis only, without compiling (``lcnet-tvm compile --explain``)."""
+    return describe_gates(import_model(model, (1, *input_shape)))
 
 
 def compile_model(
@@ -40,6 +52,7 @@ def compile_model(
     target = spec.tvm_target(target_config)
     started = time.perf_counter()
     imported = import_model(model, (batch_size, *input_shape))
+    gates = describe_gates(imported)
     with target:
         lowered = compile_pipeline(target, imported.params)(imported.mod)
     executable = relax.build(lowered, target, relax_pipeline=None)
@@ -56,7 +69,7 @@ def compile_model(
         "tvm_version": tvm.__version__,
         "lcnet_tvm_version": __version__,
         "gate_form": "mask",
-        "gates": [gate.to_json() for gate in imported.gates],
+        "gates": gates,
         # Nothing is tuned yet: every kernel is TVM's default (untuned) loop nest.
         "kernels": [{"name": name, "tuned": False, "trials": 0} for name in kernels],
         "flops": FlopsCounter.from_model(model, input_shape).to_json(),

@@ -101,7 +101,7 @@ class CompiledModel:
 
     @property
     def gates(self) -> list[GateInfo]:
-        return [GateInfo(**gate) for gate in self.metadata["gates"]]
+        return [GateInfo(gate["name"], gate["kind"], gate["channels"]) for gate in self.metadata["gates"]]
 
     @property
     def dense_flops(self) -> int:

@@ -86,3 +86,11 @@ def test_train_writes_a_loadable_checkpoint_with_its_statistics(tmp_path):
     info = json.loads((tmp_path / "tiny.json").read_text())
     assert loaded.info == info and info["dataset"]["name"] == "digits"
     assert 0.0 <= info["accuracy"] <= 1.0 and 0.0 < info["executed_flops_fraction"] <= 1.1
+
+
+def test_compile_explain_shows_every_gate_and_what_it_controls():
+    completed = lcnet_tvm("compile", "--explain")
+    assert completed.returncode == 0, completed.stderr
+    rows = completed.stdout.splitlines()[1:]
+    assert len(rows) == 18 and all("left in mask form" not in row for row in rows)
+    assert rows[0].split()[:3] == ["blocks.0.layer_gate", "layer", "2"]

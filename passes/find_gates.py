@@ -1,0 +1,182 @@
+"""Gate discovery: which ops of an imported LC-Net each gate controls (an analysis; the IR is not changed)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import networkx as nx
+from tvm import relax
+
+logger = logging.getLogger(__name__)
+
+#: Ops that only re-shape a gate score for broadcasting.
+_BROADCAST_OPS = {"relax.expand_dims", "relax.reshape"}
+#: Per-channel ops between a conv and the multiplication by a channel score.
+_PER_CHANNEL_OPS = {"relax.nn.relu", "relax.nn.batch_norm", "relax.add", "relax.multiply", "relax.subtract"}
+_SINK = "<outputs>"
+
+
+@dataclass
+class GateRegion:
+    """One gate of the graph and the ops its decision controls.
+
+    ``kind == "layer"``: ``region`` holds every op that only the gated branch
+    needs (post-dominated by the multiplication by the score): skipped when the
+    gate closes. ``kind == "channel"``: ``producers`` compute the channels the
+    score selects, ``consumers`` read them. ``problem`` says why a gate was not
+    understood (then it must stay in mask form).
+    """
+
+    index: int
+    kind: str
+    score: relax.Var
+    multiply: relax.Var | None = None
+    region: list[relax.Var] = field(default_factory=list)
+    controlled_convs: int = 0
+    producers: list[relax.Var] = field(default_factory=list)
+    consumers: list[relax.Var] = field(default_factory=list)
+    dense_flops: int = 0
+    problem: str = ""
+
+    def to_json(self) -> dict:
+        """What the gate controls, by the IR's variable names (recorded in artifacts, shown by --explain)."""
+        return {
+            "controls": [str(var.name) for var in self.region + self.producers + self.consumers],
+            "controlled_convs": self.controlled_convs,
+            "dense_flops": self.dense_flops,
+            "understood": not self.problem,
+            "problem": self.problem,
+        }
+
+
+def _op_name(value) -> str:
+    return getattr(getattr(value, "op", None), "name", "")
+
+
+def _shape(var: relax.Expr) -> tuple[int, ...]:
+    shape = getattr(var.ty, "shape", None)
+    return tuple(int(d) for d in shape) if shape is not None else ()
+
+
+def conv_flops(var: relax.Var, call: relax.Call) -> int:
+    """Per-sample FLOPs of a conv2d binding (2 x multiply-accumulates), from the IR's shapes."""
+    weight_shape = _shape(call.args[1])  # OIHW: I is already in_channels / groups
+    out_shape = _shape(var)
+    return 2 * math.prod(out_shape[1:]) * math.prod(weight_shape[1:])
+
+
+class DataflowGraph:
+    """The bindings of a Relax function as a networkx DiGraph (an edge from each used var to its user)."""
+
+    def __init__(self, func: relax.Function):
+        self.graph = nx.DiGraph()
+        self.values: dict[relax.Var, relax.Expr] = {}
+        for param in func.params:
+            self.graph.add_node(param)
+        for block in func.body.blocks:
+            for binding in block.bindings:
+                self.values[binding.var] = binding.value
+                self.graph.add_node(binding.var)
+                for used in relax.analysis.free_vars(binding.value):
+                    self.graph.add_edge(used, binding.var)
+        returned = func.body.body
+        value = self.values.get(returned, returned)
+        self.outputs = list(value.fields) if isinstance(value, relax.Tuple) else [returned]
+        for var in relax.analysis.free_vars(returned):
+            self.graph.add_edge(var, _SINK)
+        reverse = self.graph.reverse(copy=False)
+        self._post_dominator = nx.immediate_dominators(reverse, _SINK)
+
+    def op(self, var) -> str:
+        return _op_name(self.values.get(var))
+
+    def users(self, var) -> list:
+        return [user for user in self.graph.successors(var) if user != _SINK]
+
+    def post_dominated_by(self, node, dominator) -> bool:
+        while node != _SINK and node in self._post_dominator:
+            if node == dominator:
+                return True
+            parent = self._post_dominator[node]
+            if parent == node:
+                return False
+            node = parent
+        return False
+
+
+def _gated_multiplies(graph: DataflowGraph, score: relax.Var) -> list[tuple[relax.Var, relax.Var]]:
+    """(multiply, gated tensor) pairs where ``score`` (re-shaped only) multiplies a 4-D tensor."""
+    found, frontier = [], [score]
+    while frontier:
+        var = frontier.pop()
+        for user in graph.users(var):
+            if graph.op(user) in _BROADCAST_OPS:
+                frontier.append(user)
+            elif graph.op(user) == "relax.multiply":
+                other = [arg for arg in graph.values[user].args if not arg.same_as(var)]
+                if len(other) == 1 and len(_shape(other[0])) == 4:
+                    found.append((user, other[0]))
+    return found
+
+
+def _find_producer(graph: DataflowGraph, tensor: relax.Var) -> relax.Var | None:
+    """Walk back from ``tensor`` through per-channel ops to the conv2d that made its channels."""
+    var, shape = tensor, _shape(tensor)  # per-channel ops keep the shape all along
+    while var in graph.values:
+        op = graph.op(var)
+        if op == "relax.nn.conv2d":
+            return var
+        value = graph.values[var]
+        if isinstance(value, relax.TupleGetItem):
+            var = value.tuple_value
+            continue
+        if op not in _PER_CHANNEL_OPS:
+            return None
+        # Follow the operand shaped like the result; the other one is a per-channel parameter.
+        same_shape = [arg for arg in value.args if isinstance(arg, relax.Var) and _shape(arg) == shape]
+        if len(same_shape) != 1:
+            return None
+        var = same_shape[0]
+    return None
+
+
+def find_gate_regions(func: relax.Function) -> list[GateRegion]:
+    """Every gate of an imported LC-Net ``main`` (gate scores are the outputs after the logits)."""
+    graph = DataflowGraph(func)
+    regions = []
+    for index, score in enumerate(graph.outputs[1:]):
+        width = _shape(score)[-1] if _shape(score) else 0
+        region = GateRegion(index, "layer" if width == 1 else "channel", score)
+        multiplies = _gated_multiplies(graph, score)
+        if len(multiplies) != 1:
+            region.problem = f"its score multiplies {len(multiplies)} tensors (expected exactly one)"
+        elif region.kind == "layer":
+            region.multiply, gated = multiplies[0]
+            # The branch: what the gated tensor is computed from and nothing but the gate needs.
+            branch = nx.ancestors(graph.graph, gated) | {gated}
+            region.region = [
+                var for var in graph.values if var in branch and graph.post_dominated_by(var, region.multiply)
+            ]  # in program order
+            convs = [var for var in region.region if graph.op(var) == "relax.nn.conv2d"]
+            region.controlled_convs = len(convs)
+            region.dense_flops = sum(conv_flops(var, graph.values[var]) for var in convs)
+        else:
+            region.multiply, gated = multiplies[0]
+            producer = _find_producer(graph, gated)
+            readers = graph.users(region.multiply)
+            consumers = [user for user in readers if graph.op(user) == "relax.nn.conv2d"]
+            others = sorted({graph.op(user) or type(graph.values[user]).__name__ for user in readers} - {"relax.nn.conv2d"})
+            if producer is None or _shape(producer)[1] != width:
+                region.problem = "no conv2d producing the gated channels through per-channel ops"
+            elif others:
+                region.problem = f"the gated channels are also read by {', '.join(others)}, not only by convs"
+            region.producers = [producer] if producer is not None else []
+            region.consumers = consumers
+            region.controlled_convs = len(region.producers) + len(region.consumers)
+            region.dense_flops = sum(conv_flops(v, graph.values[v]) for v in region.producers + region.consumers)
+        if region.problem:
+            logger.warning("gate %d (%s) left in mask form: %s", index, region.kind, region.problem)
+        regions.append(region)
+    return regions
