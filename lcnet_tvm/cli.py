@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError, LcnetError
+from .gate_forms import GATE_FORMS
 from .train_config import TrainConfig
 
 MODEL_HELP = "zoo name (lcnet_resnet20_cifar, ...) or checkpoint .pt (default: the shipped digits checkpoint)"
@@ -55,6 +56,7 @@ def cmd_compile(args) -> None:
         args.target,
         args.batch_size,
         extra_metadata={"source": loaded.source},
+        gate_form=args.gates,
     )
     directory = compiled.save(args.output)
     if args.explain:
@@ -166,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--target", default="x86", help="compilation target (default: x86, the host CPU)")
     compile_.add_argument("--batch-size", type=int, default=1, help="compiled batch size (default 1)")
     compile_.add_argument("--input-size", type=int, help="input resolution for a zoo model (default: its own)")
+    compile_.add_argument(
+        "--gates",
+        choices=GATE_FORMS,
+        default="mask",
+        help="mask: compute everything, multiply by the scores (default); lowered: skipped blocks are not computed",
+    )
     compile_.add_argument("-o", "--output", metavar="DIR", help="artifact directory to write")
     compile_.add_argument(
         "--explain", action="store_true", help="show each gate, the ops it controls and their dense FLOPs"

@@ -39,6 +39,7 @@ def compile_model(
     target_name: str = "x86",
     batch_size: int = 1,
     extra_metadata: dict | None = None,
+    gate_form: str = "mask",
 ) -> CompiledModel:
     """Import ``model``, run the compilation pipeline and build it for ``target_name``.
 
@@ -54,7 +55,7 @@ def compile_model(
     imported = import_model(model, (batch_size, *input_shape))
     gates = describe_gates(imported)
     with target:
-        lowered = compile_pipeline(target, imported.params)(imported.mod)
+        lowered = compile_pipeline(target, imported.params, gate_form)(imported.mod)
     executable = relax.build(lowered, target, relax_pipeline=None)
     kernels = sorted(gv.name_hint for gv, func in lowered.functions_items() if isinstance(func, tvm.tirx.PrimFunc))
     seconds = time.perf_counter() - started
@@ -68,7 +69,7 @@ def compile_model(
         "target": target_config,
         "tvm_version": tvm.__version__,
         "lcnet_tvm_version": __version__,
-        "gate_form": "mask",
+        "gate_form": gate_form,
         "gates": gates,
         # Nothing is tuned yet: every kernel is TVM's default (untuned) loop nest.
         "kernels": [{"name": name, "tuned": False, "trials": 0} for name in kernels],

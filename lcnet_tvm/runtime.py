@@ -27,6 +27,7 @@ from lcnet_tvm.targets import get_target
 from .errors import ArtifactError, InputError, LcnetError
 from .flops import FlopsCounter
 from .gates import GateInfo
+from .native_stderr import quiet_vm_serialiser
 
 ARTIFACT_FORMAT = "lcnet_tvm.artifact/1"
 LIBRARY_FILE = "model.so"
@@ -119,7 +120,8 @@ class CompiledModel:
             raise ArtifactError(f"{str(library)!r} does not match its recorded checksum (corrupt or replaced); recompile it")
         get_target(metadata.get("target_name", "?")).check_runnable(metadata.get("target", {}))
         try:
-            executable = tvm.runtime.load_module(str(library))
+            with quiet_vm_serialiser():
+                executable = tvm.runtime.load_module(str(library))
         except Exception as error:  # TVM raises its own error types for bad libraries
             raise ArtifactError(f"cannot load {str(library)!r}: {str(error).splitlines()[0]}; recompile it") from None
         return cls(executable, metadata, library)

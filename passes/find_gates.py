@@ -14,7 +14,9 @@ logger = logging.getLogger(__name__)
 #: Ops that only re-shape a gate score for broadcasting.
 _BROADCAST_OPS = {"relax.expand_dims", "relax.reshape"}
 #: Per-channel ops between a conv and the multiplication by a channel score.
-_PER_CHANNEL_OPS = {"relax.nn.relu", "relax.nn.batch_norm", "relax.add", "relax.multiply", "relax.subtract"}
+_PER_CHANNEL_OPS = {
+    "relax.nn.relu", "relax.nn.batch_norm", "relax.add", "relax.multiply", "relax.subtract", "relax.divide"
+}
 _SINK = "<outputs>"
 
 

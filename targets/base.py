@@ -2,40 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import tvm
 
 from lcnet_tvm.errors import TargetError
-
-logger = logging.getLogger(__name__)
-
-#: TVM 0.27's VM serialiser logs this (at WARNING) for every memory scope it saves: noise, not a problem.
-_SERIALISER_NOISE = "Warning: Scope Saving:"
-
-
-@contextlib.contextmanager
-def _filtered_native_stderr():
-    """Keep TVM's serialiser noise off the user's terminal; pass every other native message on."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines():
-                if line.strip() and _SERIALISER_NOISE not in line:
-                    logger.warning("%s", line)
+from lcnet_tvm.native_stderr import quiet_vm_serialiser
 
 
 @dataclass(frozen=True)
@@ -62,7 +35,7 @@ class TargetSpec:
         return tvm.device(self.device_type, 0)
 
     def export_library(self, executable, path: str) -> None:
-        with _filtered_native_stderr():
+        with quiet_vm_serialiser():
             if self.linker:
                 from tvm.support import cc  # noqa: PLC0415 (only cross targets need it)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lcnet_tvm.data import load_digits
@@ -37,6 +38,16 @@ def randomize(model: nn.Module, calibration: torch.Tensor, seed: int = 0) -> nn.
                 module.bias.copy_(torch.randn(channels, generator=generator) * 0.1)
     recalibrate_batch_norm(model, calibration, batch_size=64)
     return model.eval()
+
+
+def inputs_for(digits, size: int, count: int, seed: int) -> torch.Tensor:
+    """Random inputs at several scales, plus real digit images resized to the model's input."""
+    generator = torch.Generator().manual_seed(seed)
+    scales = torch.tensor([0.1, 1.0, 3.0]).repeat_interleave(-(-count // 3))[:count]
+    random = torch.randn(count, 3, size, size, generator=generator) * scales[:, None, None, None]
+    chosen = torch.randperm(len(digits.x_test), generator=generator)[:count]
+    real = F.interpolate(digits.x_test[chosen], size=(size, size), mode="bilinear", align_corners=False)
+    return torch.cat([random, real])
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,7 @@ def test_compile_then_run_in_a_new_process(tmp_path, digits):
     np.save(tmp_path / "batch.npy", x)
     completed = lcnet_tvm("run", tmp_path / "artifact", "--input", tmp_path / "batch.npy", "--json", tmp_path / "r.json")
     assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""  # no native log noise on the user's terminal
     rows = json.loads((tmp_path / "r.json").read_text())["samples"]
     logits, scores = eager_outputs(load_checkpoint_default(), torch.from_numpy(x))
     assert [row["prediction"] for row in rows] == logits.argmax(1).tolist()

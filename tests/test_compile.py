@@ -3,28 +3,17 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lcnet_tvm.compiler import compile_model
 from lcnet_tvm.models import ZOO, build_model
 from lcnet_tvm.verify import compare_with_eager
 
 from .architectures import VGGWithChannelGates
-from .conftest import randomize
+from .conftest import inputs_for, randomize
 
 # Small inputs keep the default run fast: ImageNet-style models at 64x64 (full size under -m slow).
 INPUT_SIZE = {name: 32 if name.endswith("cifar") else 64 for name in ZOO}
 SAMPLES = {name: 48 if name.endswith("cifar") else 12 for name in ZOO}
-
-
-def inputs_for(digits, size: int, count: int, seed: int) -> torch.Tensor:
-    """Random inputs at several scales, plus real digit images resized to the model's input."""
-    generator = torch.Generator().manual_seed(seed)
-    scales = torch.tensor([0.1, 1.0, 3.0]).repeat_interleave(-(-count // 3))[:count]
-    random = torch.randn(count, 3, size, size, generator=generator) * scales[:, None, None, None]
-    chosen = torch.randperm(len(digits.x_test), generator=generator)[:count]
-    real = F.interpolate(digits.x_test[chosen], size=(size, size), mode="bilinear", align_corners=False)
-    return torch.cat([random, real])
 
 
 def assert_matches_eager(compiled, model, x):

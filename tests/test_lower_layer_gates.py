@@ -1,0 +1,94 @@
+"""LowerLayerGates: structure (Before/Expected) and numbers (compiled vs eager)."""
+
+import numpy as np
+import pytest
+import torch
+import tvm
+from tvm.script import ir as I
+from tvm.script import relax as R
+
+from lcnet_tvm.compiler import compile_model
+from lcnet_tvm.gates import find_gates
+from lcnet_tvm.importer import import_model
+from lcnet_tvm.models import build_model
+from lcnet_tvm.passes.lower_layer_gates import LowerLayerGates
+from lcnet_tvm.verify import compare_with_eager
+
+from .architectures import VGGWithChannelGates
+from .conftest import inputs_for, randomize
+from .test_find_gates import LayerGatedBlock
+
+
+@I.ir_module
+class Expected:
+    @R.function(private=True)
+    def gate0_branch(
+        x: R.Tensor((1, 4, 8, 8), "float32"),
+        w1: R.Tensor((4, 4, 3, 3), "float32"),
+        w2: R.Tensor((4, 4, 3, 3), "float32"),
+        score_4d: R.Tensor((1, 1, 1, 1), "float32"),
+    ) -> R.Tensor((1, 4, 8, 8), "float32"):
+        conv1 = R.nn.conv2d(x, w1, padding=[1, 1, 1, 1])
+        relu1 = R.nn.relu(conv1)
+        conv2 = R.nn.conv2d(relu1, w2, padding=[1, 1, 1, 1])
+        gated = R.multiply(conv2, score_4d)
+        return gated
+
+    @R.function
+    def main(
+        x: R.Tensor((1, 4, 8, 8), "float32"),
+        w1: R.Tensor((4, 4, 3, 3), "float32"),
+        w2: R.Tensor((4, 4, 3, 3), "float32"),
+        gate_w: R.Tensor((4, 1), "float32"),
+    ):
+        cls = Expected
+        pooled = R.mean(x, axis=[2, 3])
+        gate_logits = R.matmul(pooled, gate_w)
+        score = R.clip(gate_logits, 0, 1)
+        score_2d = R.expand_dims(score, axis=[2])
+        score_4d = R.expand_dims(score_2d, axis=[3])
+        gate0_max_score = R.max(score)
+        gate0_keep = R.greater(gate0_max_score, R.const(0.0, "float32"))
+        if gate0_keep:
+            gated = cls.gate0_branch(x, w1, w2, score_4d)
+        else:
+            gated = R.zeros(R.shape([1, 4, 8, 8]), "float32")
+        out = R.add(x, gated)
+        gv = (out, score)
+        return gv
+
+
+def test_the_branch_moves_under_an_if_on_the_gate_decision():
+    after = LowerLayerGates()(LayerGatedBlock)
+    tvm.ir.assert_structural_equal(after, Expected)
+
+
+def test_a_model_without_layer_gates_is_unchanged():
+    imported = import_model(VGGWithChannelGates(), (1, 3, 8, 8))
+    tvm.ir.assert_structural_equal(LowerLayerGates()(imported.mod), imported.mod)
+
+
+def set_gate_bias(model, bias: float):
+    with torch.no_grad():
+        for _, gate in find_gates(model):
+            if gate.kind == "layer":
+                gate.fc.bias.fill_(bias)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("layer_bias", [0.0, -100.0, 100.0], ids=["input-dependent", "all-skip", "all-keep"])
+def test_lowered_layer_gates_equal_eager(digits, batch, layer_bias):
+    model = randomize(build_model("lcnet_resnet20_cifar"), inputs_for(digits, 32, 32, seed=9), seed=4)
+    set_gate_bias(model, layer_bias)
+    compiled = compile_model(model, "lcnet_resnet20_cifar", (3, 32, 32), batch_size=batch, gate_form="lowered")
+    assert compiled.metadata["gate_form"] == "lowered"
+    assert any(kernel["name"].startswith("fused_conv2d") for kernel in compiled.metadata["kernels"])
+    result, agreement = compare_with_eager(compiled, model, inputs_for(digits, 32, 24, seed=5))
+    assert agreement.max_scaled_error <= 1e-4, agreement
+    assert agreement.gate_agreement == 1.0, agreement
+    layer_keeps = np.concatenate([d for d in result.decisions if d.shape[1] == 1], axis=1)
+    expected_mean = {0.0: None, -100.0: 0.0, 100.0: 1.0}[layer_bias]
+    if expected_mean is None:
+        assert 0.0 < layer_keeps.mean() < 1.0
+    else:
+        assert layer_keeps.mean() == expected_mean
