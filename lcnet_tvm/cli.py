@@ -12,6 +12,7 @@ from .errors import InputError, LcnetError
 from .gate_forms import GATE_FORMS
 from .train_config import TrainConfig
 
+GATES_HELP = "mask: compute everything, multiply by the scores (default); lowered: skipped blocks are not computed"
 MODEL_HELP = "zoo name (lcnet_resnet20_cifar, ...) or checkpoint .pt (default: the shipped digits checkpoint)"
 
 
@@ -22,7 +23,7 @@ def _write_json(path: str, data: dict) -> None:
 def cmd_demo(args) -> None:
     from .demo import format_report, run_demo  # noqa: PLC0415 (keep `--help` fast: TVM imports take seconds)
 
-    report = run_demo(args.model, args.cifar10, args.latency_iterations)
+    report = run_demo(args.model, args.cifar10, args.latency_iterations, args.gates)
     print(format_report(report))
     if args.json:
         _write_json(args.json, report)
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", help=MODEL_HELP)
     demo.add_argument("--cifar10", metavar="DIR", help="CIFAR-10 python-pickle directory (CIFAR-10 checkpoints)")
     demo.add_argument("--latency-iterations", type=int, default=30, metavar="N")
+    demo.add_argument("--gates", choices=GATE_FORMS, default="mask", help=GATES_HELP)
     demo.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     demo.set_defaults(handler=cmd_demo)
 
@@ -168,12 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--target", default="x86", help="compilation target (default: x86, the host CPU)")
     compile_.add_argument("--batch-size", type=int, default=1, help="compiled batch size (default 1)")
     compile_.add_argument("--input-size", type=int, help="input resolution for a zoo model (default: its own)")
-    compile_.add_argument(
-        "--gates",
-        choices=GATE_FORMS,
-        default="mask",
-        help="mask: compute everything, multiply by the scores (default); lowered: skipped blocks are not computed",
-    )
+    compile_.add_argument("--gates", choices=GATE_FORMS, default="mask", help=GATES_HELP)
     compile_.add_argument("-o", "--output", metavar="DIR", help="artifact directory to write")
     compile_.add_argument(
         "--explain", action="store_true", help="show each gate, the ops it controls and their dense FLOPs"

@@ -33,8 +33,10 @@ def dataset_for(loaded: LoadedModel, cifar10_dir: str | None = None) -> Dataset:
     )
 
 
-def measure_latency(compiled: CompiledModel, model: torch.nn.Module, sample: torch.Tensor, iterations: int) -> dict:
-    """Batch latency of eager mask form vs compiled mask form, interleaved in one run."""
+def measure_latency(
+    compiled: dict[str, CompiledModel], model: torch.nn.Module, sample: torch.Tensor, iterations: int
+) -> dict:
+    """Latency of eager mask form and of each compiled system, interleaved in one run."""
     wrapped = WithGateScores(model).eval()
     array = sample.numpy()
 
@@ -42,23 +44,39 @@ def measure_latency(compiled: CompiledModel, model: torch.nn.Module, sample: tor
         with torch.inference_mode():
             wrapped(sample)
 
-    return measure_interleaved({"eager": eager, "compiled": lambda: compiled.run(array)}, iterations)
+    systems = {"eager-mask": eager}
+    systems.update({f"tvm-{form}": (lambda system=system: system.run(array)) for form, system in compiled.items()})
+    return measure_interleaved(systems, iterations)
 
 
-def run_demo(model_spec: str | None = None, cifar10_dir: str | None = None, latency_iterations: int = 30) -> dict:
+def run_demo(
+    model_spec: str | None = None,
+    cifar10_dir: str | None = None,
+    latency_iterations: int = 30,
+    gate_form: str = "mask",
+) -> dict:
+    """Compile with ``gate_form`` and check it against eager; time it beside eager (and mask form)."""
     loaded = resolve_model(model_spec)
     dataset = dataset_for(loaded, cifar10_dir)
     model = loaded.model.eval()
     counter = FlopsCounter.from_model(model, loaded.config.input_shape)
     eager = evaluate(model, dataset.x_test, dataset.y_test, counter)
-    compiled = compile_model(model, loaded.name, loaded.config.input_shape, "x86", extra_metadata={"source": loaded.source})
+    systems = {
+        form: compile_model(
+            model, loaded.name, loaded.config.input_shape, "x86", extra_metadata={"source": loaded.source},
+            gate_form=form,
+        )
+        for form in dict.fromkeys(["mask", gate_form])
+    }
+    compiled = systems[gate_form]
     result, agree = compare_with_eager(compiled, model, dataset.x_test)
     fractions = result.executed_flops / counter.dense_flops
-    latency = measure_latency(compiled, model, dataset.x_test[:1], latency_iterations)
+    latency = measure_latency(systems, model, dataset.x_test[:1], latency_iterations)
     tuned = [kernel for kernel in compiled.metadata["kernels"] if kernel["tuned"]]
     return {
         "model": loaded.name,
         "source": loaded.source,
+        "gate_form": gate_form,
         "dataset": dataset.name,
         "samples": len(dataset.y_test),
         "target": compiled.metadata["target"],
@@ -98,13 +116,17 @@ def format_report(report: dict) -> str:
         for gate in gates["per_gate"]
     ]
     latency = report["latency_batch1"]
+    eager_ms = latency["eager-mask"]["median_ms"]
+    tuning = "untuned" if not report["kernels_tuned"] else f"{report['tuning_trials']} tuning trials"
     lines += [
-        f"agreement  max |logit diff| {report['max_abs_error']:.2e}; gate decisions equal "
-        f"{report['gate_agreement']:.4%}; predictions equal {report['prediction_agreement']:.2%}",
-        f"latency    batch 1, median of {latency['eager']['iterations']} interleaved runs: eager (PyTorch, mask form) "
-        f"{latency['eager']['median_ms']:.2f} ms, compiled (TVM, mask form, "
-        f"{'untuned' if not report['kernels_tuned'] else 'tuned'}) {latency['compiled']['median_ms']:.2f} ms "
-        f"= {latency['compiled']['median_ms'] / latency['eager']['median_ms']:.1f}x eager",
+        f"agreement  ({report['gate_form']} gates) max |logit diff| {report['max_abs_error']:.2e}; gate decisions "
+        f"equal {report['gate_agreement']:.4%}; predictions equal {report['prediction_agreement']:.2%}",
+        f"latency    batch 1, median (p90) of {latency['eager-mask']['iterations']} interleaved runs, TVM kernels "
+        f"{tuning}:",
+    ]
+    lines += [
+        f"  {name:<12} {timing['median_ms']:8.2f} ms ({timing['p90_ms']:.2f})  {timing['median_ms'] / eager_ms:5.2f}x eager"
+        for name, timing in latency.items()
     ]
     return "\n".join(lines)
 

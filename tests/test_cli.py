@@ -19,7 +19,8 @@ def lcnet_tvm(*args, cwd=None):
 
 
 def test_demo_on_the_shipped_checkpoint(tmp_path):
-    completed = lcnet_tvm("demo", "--json", tmp_path / "demo.json", "--latency-iterations", 5)
+    # --gates lowered checks the lowered model and also compiles and times mask form beside it.
+    completed = lcnet_tvm("demo", "--gates", "lowered", "--json", tmp_path / "demo.json", "--latency-iterations", 5)
     assert completed.returncode == 0, completed.stderr
     report = json.loads((tmp_path / "demo.json").read_text())
     assert report["accuracy"] >= 0.95
@@ -30,6 +31,7 @@ def test_demo_on_the_shipped_checkpoint(tmp_path):
     assert report["gates"]["distinct_decision_patterns"] > report["samples"] // 2
     for line_start in ("accuracy", "FLOPs", "gates", "agreement", "latency"):
         assert f"\n{line_start}" in completed.stdout
+    assert set(report["latency_batch1"]) == {"eager-mask", "tvm-mask", "tvm-lowered"}
 
 
 def test_compile_then_run_in_a_new_process(tmp_path, digits):
