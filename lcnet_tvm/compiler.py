@@ -14,6 +14,7 @@ from lcnet_tvm.passes.pipeline import compile_pipeline
 from lcnet_tvm.targets import get_target
 
 from . import __version__
+from .errors import LcnetError
 from .flops import FlopsCounter
 from .importer import ImportedModel, import_model
 from .runtime import ARTIFACT_FORMAT, CompiledModel
@@ -47,7 +48,7 @@ def compile_model(
     batches of ``batch_size`` (the runtime splits and pads other batch sizes).
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise LcnetError(f"batch size must be at least 1, got {batch_size}")
     spec = get_target(target_name)
     target_config = spec.config()
     target = spec.tvm_target(target_config)

@@ -63,10 +63,11 @@ def load_checkpoint_default():
         (("compile", "--model", "resnet9", "-o", "out"), "unknown model 'resnet9'"),
         (("compile", "--model", "missing.pt", "-o", "out"), "checkpoint 'missing.pt' not found"),
         (("compile", "--target", "tpu", "-o", "out"), "unknown target 'tpu'"),
+        (("compile", "--batch-size", "0", "-o", "out"), "batch size must be at least 1, got 0"),
         (("run", "no_such_dir", "--input", "x.npy"), "does not exist"),
         (("train", "--target-flops", "1.5"), "target_flops must be in"),
     ],
-    ids=["model", "checkpoint", "target", "artifact", "train-config"],
+    ids=["model", "checkpoint", "target", "batch-size", "artifact", "train-config"],
 )
 def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
     completed = lcnet_tvm(*args, cwd=tmp_path)

@@ -11,7 +11,7 @@ from lcnet_tvm.importer import import_model
 from lcnet_tvm.models import build_model
 from lcnet_tvm.passes.find_gates import find_gate_regions
 
-from .architectures import VGGWithChannelGates
+from .architectures import BottleneckNet, VGGWithChannelGates
 
 
 @I.ir_module
@@ -70,10 +70,10 @@ def test_a_gate_pattern_it_does_not_understand_is_reported(caplog):
     assert "gate 0 (layer) left in mask form" in caplog.text
 
 
-@pytest.mark.parametrize("name", ["lcnet_resnet20_cifar", "lcnet_resnet18_imagenet"])
+@pytest.mark.parametrize("name", ["lcnet_resnet20_cifar", "lcnet_resnet18_imagenet", "user_bottleneck"])
 def test_graph_regions_agree_with_the_gates_declarations(name):
     """The graph analysis and the declaration-based FLOPs accounting are independent; they must agree."""
-    model = build_model(name, input_size=32)
+    model = BottleneckNet() if name == "user_bottleneck" else build_model(name, input_size=32)
     imported = import_model(model, (1, 3, 32, 32))
     regions = find_gate_regions(imported.mod["main"])
     counter = FlopsCounter.from_model(model, (3, 32, 32))

@@ -14,7 +14,7 @@ from lcnet_tvm.models import build_model
 from lcnet_tvm.passes.lower_layer_gates import LowerLayerGates
 from lcnet_tvm.verify import compare_with_eager
 
-from .architectures import VGGWithChannelGates
+from .architectures import BottleneckNet, VGGWithChannelGates
 from .conftest import inputs_for, randomize
 from .test_find_gates import LayerGatedBlock
 
@@ -92,3 +92,15 @@ def test_lowered_layer_gates_equal_eager(digits, batch, layer_bias):
         assert 0.0 < layer_keeps.mean() < 1.0
     else:
         assert layer_keeps.mean() == expected_mean
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_user_bottleneck_resnet_lowers_and_equals_eager(digits, batch):
+    torch.manual_seed(0)
+    model = randomize(BottleneckNet(), inputs_for(digits, 16, 32, seed=9), seed=2)
+    compiled = compile_model(model, "user_bottleneck", (3, 16, 16), batch_size=batch, gate_form="lowered")
+    assert all(gate["understood"] for gate in compiled.metadata["gates"])
+    result, agreement = compare_with_eager(compiled, model, inputs_for(digits, 16, 40, seed=6))
+    assert agreement.max_scaled_error <= 1e-4, agreement
+    assert agreement.gate_agreement == 1.0, agreement
+    assert 0.0 < np.concatenate(result.decisions[::2], axis=1).mean() < 1.0  # layer gates vary
