@@ -8,6 +8,7 @@ Running one needs TVM and numpy, not the PyTorch model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -40,7 +41,12 @@ class RunResult:
 
     logits: np.ndarray  # (N, classes)
     scores: list[np.ndarray]  # per gate: (N, 1) layer gate or (N, C) channel gate, in [0, 1]
-    executed_flops: np.ndarray  # (N,) per sample, from the gate decisions
+    flops: FlopsCounter
+
+    @functools.cached_property
+    def executed_flops(self) -> np.ndarray:
+        """(N,) per sample, from the gate decisions; counted on first use, off the inference path."""
+        return self.flops.executed_flops([torch.from_numpy(keep) for keep in self.decisions]).numpy()
 
     @property
     def decisions(self) -> list[np.ndarray]:
@@ -185,8 +191,7 @@ class CompiledModel:
                 outputs = self._vm["main"](tvm.runtime.tensor(padded[start : start + batch], self._device))
                 chunks.append([output.numpy() for output in outputs])
         logits, *scores = (np.concatenate(parts)[:count] for parts in zip(*chunks))
-        executed = self._flops.executed_flops([torch.from_numpy(score > 0) for score in scores]).numpy()
-        return RunResult(logits, scores, executed)
+        return RunResult(logits, scores, self._flops)
 
 
 __all__ = ["ARTIFACT_FORMAT", "CompiledModel", "LcnetError", "RunResult"]
