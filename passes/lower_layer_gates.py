@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import tvm
 from tvm import relax
 
 from .find_gates import find_gate_regions
-
-logger = logging.getLogger(__name__)
-
-
-def _zeros_like(var: relax.Var) -> relax.Expr:
-    return relax.op.zeros(var.ty.shape, var.ty.dtype)
 
 
 @tvm.transform.module_pass(opt_level=0, name="LowerLayerGates")

@@ -10,8 +10,6 @@ from lcnet_tvm.gate_forms import GATE_FORMS
 from .lower_layer_gates import LowerLayerGates
 
 
-
-
 def compile_pipeline(
     target: tvm.target.Target, params: dict[str, tvm.runtime.Tensor], gate_form: str = "mask"
 ) -> tvm.transform.Pass:
