@@ -17,6 +17,7 @@ from . import __version__
 from .errors import LcnetError
 from .flops import FlopsCounter
 from .importer import ImportedModel, import_model
+from .native_stderr import quiet_native_noise
 from .runtime import ARTIFACT_FORMAT, CompiledModel
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ def compile_model(
     gates = describe_gates(imported)
     with target:
         lowered = compile_pipeline(target, imported.params, gate_form)(imported.mod)
-    executable = relax.build(lowered, target, relax_pipeline=None)
+    with quiet_native_noise():
+        executable = relax.build(lowered, target, relax_pipeline=None)
     kernels = sorted(gv.name_hint for gv, func in lowered.functions_items() if isinstance(func, tvm.tirx.PrimFunc))
     seconds = time.perf_counter() - started
     logger.info("compiled %s for %s in %.1f s (%d kernels)", model_name, target_name, seconds, len(kernels))

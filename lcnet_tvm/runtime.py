@@ -28,7 +28,7 @@ from lcnet_tvm.targets import get_target
 from .errors import ArtifactError, InputError, LcnetError
 from .flops import FlopsCounter
 from .gates import GateInfo
-from .native_stderr import quiet_vm_serialiser
+from .native_stderr import quiet_native_noise
 
 ARTIFACT_FORMAT = "lcnet_tvm.artifact/1"
 LIBRARY_FILE = "model.so"
@@ -41,12 +41,24 @@ class RunResult:
 
     logits: np.ndarray  # (N, classes)
     scores: list[np.ndarray]  # per gate: (N, 1) layer gate or (N, C) channel gate, in [0, 1]
+    #: per gate, like ``scores``: True where the compiled code computed the block (channel) for the
+    #: sample. Reported by the code that ran: everything in mask form; in gated form the blocks and
+    #: channel buckets that were run for the sample's compiled batch.
+    computed: list[np.ndarray]
     flops: FlopsCounter
 
     @functools.cached_property
     def executed_flops(self) -> np.ndarray:
-        """(N,) per sample, from the gate decisions; counted on first use, off the inference path."""
-        return self.flops.executed_flops([torch.from_numpy(keep) for keep in self.decisions]).numpy()
+        """(N,) FLOPs the compiled code executed per sample (from ``computed``); counted on first use."""
+        return self._count(self.computed)
+
+    @functools.cached_property
+    def decided_flops(self) -> np.ndarray:
+        """(N,) FLOPs the sample's own gate decisions call for (what an ideal per-sample executor runs)."""
+        return self._count(self.decisions)
+
+    def _count(self, keeps: list[np.ndarray]) -> np.ndarray:
+        return self.flops.executed_flops([torch.from_numpy(keep) for keep in keeps]).numpy()
 
     @property
     def decisions(self) -> list[np.ndarray]:
@@ -126,7 +138,7 @@ class CompiledModel:
             raise ArtifactError(f"{str(library)!r} does not match its recorded checksum (corrupt or replaced); recompile it")
         get_target(metadata.get("target_name", "?")).check_runnable(metadata.get("target", {}))
         try:
-            with quiet_vm_serialiser():
+            with quiet_native_noise():
                 executable = tvm.runtime.load_module(str(library))
         except Exception as error:  # TVM raises its own error types for bad libraries
             raise ArtifactError(f"cannot load {str(library)!r}: {str(error).splitlines()[0]}; recompile it") from None
@@ -190,8 +202,14 @@ class CompiledModel:
             for start in range(0, len(padded), batch):
                 outputs = self._vm["main"](tvm.runtime.tensor(padded[start : start + batch], self._device))
                 chunks.append([output.numpy() for output in outputs])
-        logits, *scores = (np.concatenate(parts)[:count] for parts in zip(*chunks))
-        return RunResult(logits, scores, self._flops)
+        gates = len(self.metadata["gates"])
+        logits, *scores = (np.concatenate(parts)[:count] for parts in zip(*(chunk[: 1 + gates] for chunk in chunks)))
+        # A work flag covers a whole compiled batch: repeat it for each of the batch's samples.
+        computed = [
+            np.concatenate([np.broadcast_to(chunk[1 + gates + index] > 0, (batch, score.shape[1])) for chunk in chunks])[:count]
+            for index, score in enumerate(scores)
+        ]
+        return RunResult(logits, scores, computed, self._flops)
 
 
 __all__ = ["ARTIFACT_FORMAT", "CompiledModel", "LcnetError", "RunResult"]

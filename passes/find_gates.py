@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import networkx as nx
 from tvm import relax
 
+from .executed_work import flat_bindings, num_gates, returned_fields
+
 logger = logging.getLogger(__name__)
 
 #: Ops that only re-shape a gate score for broadcasting.
@@ -27,8 +29,9 @@ class GateRegion:
     ``kind == "layer"``: ``region`` holds every op that only the gated branch
     needs (post-dominated by the multiplication by the score): skipped when the
     gate closes. ``kind == "channel"``: ``producers`` compute the channels the
-    score selects, ``consumers`` read them. ``problem`` says why a gate was not
-    understood (then it must stay in mask form).
+    score selects, ``chain`` holds the producer and the per-channel ops after it
+    up to the gated tensor, ``consumers`` read the gated channels. ``problem``
+    says why a gate was not understood (then it must stay in mask form).
     """
 
     index: int
@@ -38,6 +41,7 @@ class GateRegion:
     region: list[relax.Var] = field(default_factory=list)
     controlled_convs: int = 0
     producers: list[relax.Var] = field(default_factory=list)
+    chain: list[relax.Var] = field(default_factory=list)
     consumers: list[relax.Var] = field(default_factory=list)
     dense_flops: int = 0
     problem: str = ""
@@ -45,7 +49,7 @@ class GateRegion:
     def to_json(self) -> dict:
         """What the gate controls, by the IR's variable names (recorded in artifacts, shown by --explain)."""
         return {
-            "controls": [str(var.name) for var in self.region + self.producers + self.consumers],
+            "controls": [str(var.name) for var in self.region + self.chain + self.consumers],
             "controlled_convs": self.controlled_convs,
             "dense_flops": self.dense_flops,
             "understood": not self.problem,
@@ -53,7 +57,7 @@ class GateRegion:
         }
 
 
-def _op_name(value) -> str:
+def op_name(value) -> str:
     return getattr(getattr(value, "op", None), "name", "")
 
 
@@ -70,29 +74,36 @@ def conv_flops(var: relax.Var, call: relax.Call) -> int:
 
 
 class DataflowGraph:
-    """The bindings of a Relax function as a networkx DiGraph (an edge from each used var to its user)."""
+    """The bindings of an LC-Net ``main`` as a networkx DiGraph (an edge from each used var to its user).
+
+    The sink stands for the model's results, the logits and the gate scores.
+    Work flags (see :mod:`.executed_work`) are not results: what only they need
+    belongs to the code that reports it.
+    """
 
     def __init__(self, func: relax.Function):
         self.graph = nx.DiGraph()
         self.values: dict[relax.Var, relax.Expr] = {}
         for param in func.params:
             self.graph.add_node(param)
-        for block in func.body.blocks:
-            for binding in block.bindings:
-                self.values[binding.var] = binding.value
-                self.graph.add_node(binding.var)
-                for used in relax.analysis.free_vars(binding.value):
-                    self.graph.add_edge(used, binding.var)
         returned = func.body.body
-        value = self.values.get(returned, returned)
-        self.outputs = list(value.fields) if isinstance(value, relax.Tuple) else [returned]
-        for var in relax.analysis.free_vars(returned):
+        for binding in flat_bindings(func):
+            if binding.var.same_as(returned):
+                continue  # the returned tuple: its fields are wired to the sink below
+            self.values[binding.var] = binding.value
+            self.graph.add_node(binding.var)
+            for used in relax.analysis.free_vars(binding.value):
+                self.graph.add_edge(used, binding.var)
+        fields = returned_fields(func)
+        self.outputs = fields[: 1 + num_gates(func)]
+        for var in relax.analysis.free_vars(relax.Tuple(self.outputs)):
             self.graph.add_edge(var, _SINK)
+        self.needed = nx.ancestors(self.graph, _SINK)
         reverse = self.graph.reverse(copy=False)
         self._post_dominator = nx.immediate_dominators(reverse, _SINK)
 
     def op(self, var) -> str:
-        return _op_name(self.values.get(var))
+        return op_name(self.values.get(var))
 
     def users(self, var) -> list:
         return [user for user in self.graph.successors(var) if user != _SINK]
@@ -123,34 +134,69 @@ def _gated_multiplies(graph: DataflowGraph, score: relax.Var) -> list[tuple[rela
     return found
 
 
-def _find_producer(graph: DataflowGraph, tensor: relax.Var) -> relax.Var | None:
-    """Walk back from ``tensor`` through per-channel ops to the conv2d that made its channels."""
-    var, shape = tensor, _shape(tensor)  # per-channel ops keep the shape all along
+def _channel_chain(graph: DataflowGraph, tensor: relax.Var) -> list[relax.Var]:
+    """Walk back from ``tensor`` through per-channel ops to the conv2d that made its channels.
+
+    Returns the chain from that conv to ``tensor`` in program order, or ``[]``.
+    """
+    chain, var, shape = [], tensor, _shape(tensor)  # per-channel ops keep the shape all along
     while var in graph.values:
+        chain.append(var)
         op = graph.op(var)
         if op == "relax.nn.conv2d":
-            return var
+            return chain[::-1]
         value = graph.values[var]
         if isinstance(value, relax.TupleGetItem):
             var = value.tuple_value
             continue
         if op not in _PER_CHANNEL_OPS:
-            return None
+            return []
         # Follow the operand shaped like the result; the other one is a per-channel parameter.
         same_shape = [arg for arg in value.args if isinstance(arg, relax.Var) and _shape(arg) == shape]
         if len(same_shape) != 1:
-            return None
+            return []
         var = same_shape[0]
-    return None
+    return []
 
 
-def find_gate_regions(func: relax.Function) -> list[GateRegion]:
-    """Every gate of an imported LC-Net ``main`` (gate scores are the outputs after the logits)."""
+def _plain_conv_problem(graph: DataflowGraph, conv: relax.Var) -> str:
+    """Why the channels of ``conv`` cannot be gathered, or ``""``."""
+    attrs = graph.values[conv].attrs
+    if int(attrs.groups) != 1:
+        return f"{conv.name} is a grouped conv (groups={int(attrs.groups)}); only groups=1 convs are gathered"
+    if (attrs.data_layout, attrs.kernel_layout) != ("NCHW", "OIHW"):
+        return f"{conv.name} has layouts {attrs.data_layout}/{attrs.kernel_layout}; only NCHW/OIHW are gathered"
+    return ""
+
+
+def _channel_region_problem(graph: DataflowGraph, region: GateRegion, width: int) -> str:
+    """Why a channel gate cannot be lowered, or ``""``; also reports the first offending op by name."""
+    if not region.chain or _shape(region.chain[0])[1] != width:
+        return "no conv2d producing the gated channels through per-channel ops"
+    readers = graph.users(region.multiply)
+    others = sorted({graph.op(user) or type(graph.values[user]).__name__ for user in readers} - {"relax.nn.conv2d"})
+    if others:
+        return f"the gated channels are also read by {', '.join(others)}, not only by convs"
+    for var, following in zip(region.chain, region.chain[1:] + [region.multiply]):
+        extra = [user for user in graph.users(var) if not user.same_as(following)]
+        if extra:
+            return f"{var.name} (between the producer and the gate) is also read by {extra[0].name}"
+    for conv in region.producers + region.consumers:
+        problem = _plain_conv_problem(graph, conv)
+        if problem:
+            return problem
+    return ""
+
+
+def find_gate_regions(func: relax.Function, kinds: tuple[str, ...] = ("layer", "channel")) -> list[GateRegion]:
+    """The gates of ``kinds`` of an imported LC-Net ``main`` (gate scores are the outputs after the logits)."""
     graph = DataflowGraph(func)
     regions = []
     for index, score in enumerate(graph.outputs[1:]):
         width = _shape(score)[-1] if _shape(score) else 0
         region = GateRegion(index, "layer" if width == 1 else "channel", score)
+        if region.kind not in kinds:
+            continue
         multiplies = _gated_multiplies(graph, score)
         if len(multiplies) != 1:
             region.problem = f"its score multiplies {len(multiplies)} tensors (expected exactly one)"
@@ -158,24 +204,22 @@ def find_gate_regions(func: relax.Function) -> list[GateRegion]:
             region.multiply, gated = multiplies[0]
             # The branch: what the gated tensor is computed from and nothing but the gate needs.
             branch = nx.ancestors(graph.graph, gated) | {gated}
-            region.region = [
-                var for var in graph.values if var in branch and graph.post_dominated_by(var, region.multiply)
-            ]  # in program order
+            members = {var for var in graph.values if var in branch and graph.post_dominated_by(var, region.multiply)}
+            # Work flags computed from the branch alone report on it: they go with it.
+            for var, value in graph.values.items():
+                inputs = relax.analysis.free_vars(value)
+                if var not in graph.needed and inputs and all(used in members for used in inputs):
+                    members.add(var)
+            region.region = [var for var in graph.values if var in members]  # in program order
             convs = [var for var in region.region if graph.op(var) == "relax.nn.conv2d"]
             region.controlled_convs = len(convs)
             region.dense_flops = sum(conv_flops(var, graph.values[var]) for var in convs)
         else:
             region.multiply, gated = multiplies[0]
-            producer = _find_producer(graph, gated)
-            readers = graph.users(region.multiply)
-            consumers = [user for user in readers if graph.op(user) == "relax.nn.conv2d"]
-            others = sorted({graph.op(user) or type(graph.values[user]).__name__ for user in readers} - {"relax.nn.conv2d"})
-            if producer is None or _shape(producer)[1] != width:
-                region.problem = "no conv2d producing the gated channels through per-channel ops"
-            elif others:
-                region.problem = f"the gated channels are also read by {', '.join(others)}, not only by convs"
-            region.producers = [producer] if producer is not None else []
-            region.consumers = consumers
+            region.chain = _channel_chain(graph, gated)
+            region.producers = region.chain[:1]
+            region.consumers = [user for user in graph.users(region.multiply) if graph.op(user) == "relax.nn.conv2d"]
+            region.problem = _channel_region_problem(graph, region, width)
             region.controlled_convs = len(region.producers) + len(region.consumers)
             region.dense_flops = sum(conv_flops(v, graph.values[v]) for v in region.producers + region.consumers)
         if region.problem:

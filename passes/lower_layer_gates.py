@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tvm
 from tvm import relax
 
+from .executed_work import add_skip_function, flat_bindings, rebuild_main, require_work_flags, returned_fields, work_flag_position
 from .find_gates import find_gate_regions
 
 
@@ -12,14 +14,17 @@ from .find_gates import find_gate_regions
 class LowerLayerGates:
     """Move each understood layer gate's branch into its own function, called under a Relax ``if``.
 
-    Expects: an LC-Net ``main`` whose gate scores are its outputs after the
-    logits (as imported; weights may be bound). Produces: ``main`` without
-    dataflow blocks (``relax.If`` cannot sit in one; run ``ConvertToDataflow``
-    afterwards) and one private function per lowered gate::
+    Expects: ``main`` as made by :class:`~.executed_work.ExposeExecutedWork`
+    (weights may be bound; channel gates may already be lowered). Produces:
+    ``main`` without dataflow blocks (``relax.If`` cannot sit in one; run
+    ``ConvertToDataflow`` afterwards) and one private function per lowered gate::
 
         branch = conv2(relu(conv1(x)))           keep = R.max(score) > 0
-        gated = branch * score[..., None, None] -> if keep: gated = gate0_branch(x, score4d)
-                                                   else:    gated = zeros
+        gated = branch * score[..., None, None] -> if keep: (gated, ran, ...) = gate0_branch(x, score4d)
+                                                   else:    (gated, ran, ...) = zeros
+    The branch function returns the gated tensor, the gate's work flag (1:
+    the branch ran) and the work flags of gates inside the branch; the skip
+    arm returns zeros for all of them, so the flags report what ran.
     The branch is a function of its own so that it fuses like any dataflow
     graph and gets its own memory plan (the VM's planner shares storage across
     an ``if`` boundary and crashes when the other branch was taken).
@@ -31,13 +36,16 @@ class LowerLayerGates:
     """
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        func = relax.transform.ToNonDataflow()(mod)["main"]
-        regions = [r for r in find_gate_regions(func) if r.kind == "layer" and not r.problem]
+        require_work_flags(mod["main"], "LowerLayerGates")
+        func = relax.transform.ToNonDataflow()(tvm.IRModule({"main": mod["main"]}))["main"]
+        regions = [region for region in find_gate_regions(func, ("layer",)) if not region.problem]
         if not regions:
             return mod
         moved = {var for region in regions for var in region.region}
         by_multiply = {region.multiply: region for region in regions}
-        bindings = [binding for block in func.body.blocks for binding in block.bindings]
+        bindings = flat_bindings(func)
+        outputs = returned_fields(func)
+        used_outside = _used_outside(bindings, outputs, moved | set(by_multiply))
         builder = relax.BlockBuilder(mod)  # gives the branch functions typed GlobalVars
         body = []
         for binding in bindings:
@@ -47,19 +55,37 @@ class LowerLayerGates:
             if region is None:
                 body.append(binding)
                 continue
-            branch, inputs = _branch_function(region, binding, bindings)
+            exported = [var for var in region.region if var in used_outside]
+            branch, inputs = _branch_function(region, binding, bindings, exported)
             branch_var = builder.add_func(branch, f"gate{region.index}_branch")
-            body.extend(_conditional(region, binding, relax.Call(branch_var, inputs)))
+            conditional, flag = _conditional(region, binding, relax.Call(branch_var, inputs), exported, builder)
+            body.extend(conditional)
+            outputs[work_flag_position(func, region.index)] = flag
         mod = builder.get()
-        mod["main"] = relax.Function(
-            func.params, relax.SeqExpr([relax.BindingBlock(body)], func.body.body), func.ret_ty, func.is_pure,
-            func.attrs,
-        )
+        mod["main"] = rebuild_main(func, body, outputs)
         return relax.transform.Normalize()(mod)
 
 
-def _branch_function(region, multiply: relax.VarBinding, bindings) -> tuple[relax.Function, list[relax.Var]]:
-    """The gated branch and its multiplication by the score, as a function of what it reads from outside."""
+def _used_outside(bindings, outputs, moved) -> set[relax.Var]:
+    """Moved variables that ``main`` still reads after the move (work flags of gates inside a branch).
+
+    ``moved`` includes the multiplications by the score, which move too.
+    """
+    used = set(relax.analysis.free_vars(relax.Tuple(outputs)))
+    for binding in bindings:
+        if binding.var not in moved:
+            used.update(relax.analysis.free_vars(binding.value))
+    return used & moved
+
+
+_RAN = relax.const(np.ones((1,), "float32"))
+
+
+def _branch_function(region, multiply: relax.VarBinding, bindings, exported) -> tuple[relax.Function, list[relax.Var]]:
+    """The gated branch and its multiplication by the score, as a function of what it reads from outside.
+
+    Returns ``(gated, ran flag, *exported)``.
+    """
     members = set(region.region)
     inner = [binding for binding in bindings if binding.var in members] + [multiply]
     bound = {binding.var for binding in inner}
@@ -68,27 +94,33 @@ def _branch_function(region, multiply: relax.VarBinding, bindings) -> tuple[rela
         for var in relax.analysis.free_vars(binding.value):
             if var not in bound and var not in inputs:
                 inputs.append(var)
-    body = relax.SeqExpr([relax.BindingBlock(inner)], multiply.var)
-    function = relax.Function(inputs, body, multiply.var.ty, is_pure=True)
+    result = relax.Tuple([multiply.var, _RAN, *exported])
+    body = relax.SeqExpr([relax.BindingBlock(inner)], result)
+    function = relax.Function(inputs, body, result.ty, is_pure=True)
     # Fresh variables: those of ``main`` must stay bound exactly once.
     return relax.utils.copy_with_new_vars(function), inputs
 
 
-def _conditional(region, multiply: relax.VarBinding, call_branch: relax.Call) -> list[relax.VarBinding]:
-    """``max_score = max(score); keep = max_score > 0; gated = if keep: branch(...) else: zeros``."""
+def _conditional(region, multiply: relax.VarBinding, call_branch: relax.Call, exported, builder):
+    """``keep = max(score) > 0; outcome = if keep: branch(...) else: skipped(max(score))``; then unpack it.
+
+    Returns the bindings and the variable holding the gate's work flag.
+    """
     dtype = region.score.ty.dtype
     name = f"gate{region.index}"
     max_score = relax.Var(f"{name}_max_score", relax.TensorType((), dtype))
     keep = relax.Var(f"{name}_keep", relax.TensorType((), "bool"))
-    return [
+    types = [var.ty for var in [multiply.var, _RAN, *exported]]
+    skipped = relax.Call(add_skip_function(builder, f"{name}_skipped", dtype, types), [max_score])
+    outcome_ty = relax.TupleType(types)
+    outcome = relax.Var(f"{name}_outcome", outcome_ty)
+    flag = relax.Var(f"{name}_computed", _RAN.ty)
+    bindings = [
         relax.VarBinding(max_score, relax.op.max(region.score)),
         relax.VarBinding(keep, relax.op.greater(max_score, relax.const(0.0, dtype))),
-        relax.VarBinding(
-            multiply.var,
-            relax.If(
-                keep,
-                relax.SeqExpr([], call_branch),
-                relax.SeqExpr([], relax.op.zeros(multiply.var.ty.shape, multiply.var.ty.dtype)),
-            ),
-        ),
+        relax.VarBinding(outcome, relax.If(keep, relax.SeqExpr([], call_branch), relax.SeqExpr([], skipped))),
+        relax.VarBinding(multiply.var, relax.TupleGetItem(outcome, 0)),
+        relax.VarBinding(flag, relax.TupleGetItem(outcome, 1)),
     ]
+    bindings += [relax.VarBinding(var, relax.TupleGetItem(outcome, 2 + k)) for k, var in enumerate(exported)]
+    return bindings, flag

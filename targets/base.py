@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import tvm
 
 from lcnet_tvm.errors import TargetError
-from lcnet_tvm.native_stderr import quiet_vm_serialiser
+from lcnet_tvm.native_stderr import quiet_native_noise
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class TargetSpec:
         return tvm.device(self.device_type, 0)
 
     def export_library(self, executable, path: str) -> None:
-        with quiet_vm_serialiser():
+        with quiet_native_noise():
             if self.linker:
                 from tvm.support import cc  # noqa: PLC0415 (only cross targets need it)
 

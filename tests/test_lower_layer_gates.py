@@ -11,6 +11,7 @@ from lcnet_tvm.compiler import compile_model
 from lcnet_tvm.gates import find_gates
 from lcnet_tvm.importer import import_model
 from lcnet_tvm.models import build_model
+from lcnet_tvm.passes.executed_work import ExposeExecutedWork
 from lcnet_tvm.passes.lower_layer_gates import LowerLayerGates
 from lcnet_tvm.verify import compare_with_eager
 
@@ -27,12 +28,21 @@ class Expected:
         w1: R.Tensor((4, 4, 3, 3), "float32"),
         w2: R.Tensor((4, 4, 3, 3), "float32"),
         score_4d: R.Tensor((1, 1, 1, 1), "float32"),
-    ) -> R.Tensor((1, 4, 8, 8), "float32"):
+    ) -> R.Tuple(R.Tensor((1, 4, 8, 8), "float32"), R.Tensor((1,), "float32")):
         conv1 = R.nn.conv2d(x, w1, padding=[1, 1, 1, 1])
         relu1 = R.nn.relu(conv1)
         conv2 = R.nn.conv2d(relu1, w2, padding=[1, 1, 1, 1])
         gated = R.multiply(conv2, score_4d)
-        return gated
+        return (gated, R.const([1.0], "float32"))
+
+    @R.function(private=True)
+    def gate0_skipped(
+        largest_score: R.Tensor((), "float32"),
+    ) -> R.Tuple(R.Tensor((1, 4, 8, 8), "float32"), R.Tensor((1,), "float32")):
+        zeros = R.broadcast_to(largest_score, R.shape([1, 4, 8, 8]))
+        not_ran = R.broadcast_to(largest_score, R.shape([1]))
+        result = (zeros, not_ran)
+        return result
 
     @R.function
     def main(
@@ -41,6 +51,7 @@ class Expected:
         w2: R.Tensor((4, 4, 3, 3), "float32"),
         gate_w: R.Tensor((4, 1), "float32"),
     ):
+        R.func_attr({"lcnet_num_gates": 1})
         cls = Expected
         pooled = R.mean(x, axis=[2, 3])
         gate_logits = R.matmul(pooled, gate_w)
@@ -50,22 +61,28 @@ class Expected:
         gate0_max_score = R.max(score)
         gate0_keep = R.greater(gate0_max_score, R.const(0.0, "float32"))
         if gate0_keep:
-            gated = cls.gate0_branch(x, w1, w2, score_4d)
+            gate0_outcome = cls.gate0_branch(x, w1, w2, score_4d)
         else:
-            gated = R.zeros(R.shape([1, 4, 8, 8]), "float32")
+            gate0_outcome = cls.gate0_skipped(gate0_max_score)
+        gated = gate0_outcome[0]
+        gate0_computed = gate0_outcome[1]
         out = R.add(x, gated)
-        gv = (out, score)
-        return gv
+        return (out, score, gate0_computed)
 
 
 def test_the_branch_moves_under_an_if_on_the_gate_decision():
-    after = LowerLayerGates()(LayerGatedBlock)
+    after = LowerLayerGates()(ExposeExecutedWork()(LayerGatedBlock))
     tvm.ir.assert_structural_equal(after, Expected)
 
 
 def test_a_model_without_layer_gates_is_unchanged():
-    imported = import_model(VGGWithChannelGates(), (1, 3, 8, 8))
-    tvm.ir.assert_structural_equal(LowerLayerGates()(imported.mod), imported.mod)
+    imported = ExposeExecutedWork()(import_model(VGGWithChannelGates(), (1, 3, 8, 8)).mod)
+    tvm.ir.assert_structural_equal(LowerLayerGates()(imported), imported)
+
+
+def test_lowering_without_work_flags_says_what_to_run_first():
+    with pytest.raises(ValueError, match="run ExposeExecutedWork before it"):
+        LowerLayerGates()(LayerGatedBlock)
 
 
 def set_gate_bias(model, bias: float):

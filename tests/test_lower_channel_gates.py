@@ -1,0 +1,176 @@
+"""LowerChannelGates: structure (Before/Expected), bucket choice, and numbers (compiled vs eager)."""
+
+import numpy as np
+import pytest
+import tvm
+from tvm.script import ir as I
+from tvm.script import relax as R
+
+from lcnet_tvm.passes.executed_work import ExposeExecutedWork
+from lcnet_tvm.passes.lower_channel_gates import LowerChannelGates, channel_buckets
+
+
+@I.ir_module
+class ChannelGatedPair:
+    @R.function
+    def main(
+        x: R.Tensor((2, 3, 8, 8), "float32"),
+        w1: R.Tensor((2, 3, 3, 3), "float32"),
+        bias1: R.Tensor((1, 2, 1, 1), "float32"),
+        w2: R.Tensor((4, 2, 3, 3), "float32"),
+        gate_w: R.Tensor((3, 2), "float32"),
+    ):
+        with R.dataflow():
+            pooled = R.mean(x, axis=[2, 3])
+            gate_logits = R.matmul(pooled, gate_w)
+            score = R.clip(gate_logits, 0, 1)
+            score_2d = R.expand_dims(score, axis=[2])
+            score_4d = R.expand_dims(score_2d, axis=[3])
+            conv1 = R.nn.conv2d(x, w1, padding=[1, 1, 1, 1])
+            biased = R.add(conv1, bias1)
+            relu1 = R.nn.relu(biased)
+            gated = R.multiply(relu1, score_4d)
+            conv2 = R.nn.conv2d(gated, w2, padding=[1, 1, 1, 1])
+            gv = (conv2, score)
+            R.output(gv)
+        return gv
+
+
+Outputs = R.Tuple(R.Tensor((2, 4, 8, 8), "float32"), R.Tensor((2,), "float32"))
+
+
+@I.ir_module
+class Expected:
+    @R.function(private=True)
+    def gate0_channels0(largest_score: R.Tensor((), "float32")) -> Outputs:
+        zeros = R.broadcast_to(largest_score, R.shape([2, 4, 8, 8]))
+        none_computed = R.broadcast_to(largest_score, R.shape([2]))
+        result = (zeros, none_computed)
+        return result
+
+    @R.function(private=True)
+    def gate0_channels1(
+        x: R.Tensor((2, 3, 8, 8), "float32"),
+        w1: R.Tensor((2, 3, 3, 3), "float32"),
+        bias1: R.Tensor((1, 2, 1, 1), "float32"),
+        score_4d: R.Tensor((2, 2, 1, 1), "float32"),
+        w2: R.Tensor((4, 2, 3, 3), "float32"),
+        order: R.Tensor((2,), "int64"),
+    ) -> Outputs:
+        with R.dataflow():
+            index = R.strided_slice(order, axes=[0], begin=[0], end=[1])
+            w1_rows = R.take(w1, index, axis=0)
+            conv1 = R.nn.conv2d(x, w1_rows, padding=[1, 1, 1, 1])
+            bias1_kept = R.take(bias1, index, axis=1)
+            biased = R.add(conv1, bias1_kept)
+            relu1 = R.nn.relu(biased)
+            score_kept = R.take(score_4d, index, axis=1)
+            gated = R.multiply(relu1, score_kept)
+            w2_columns = R.take(w2, index, axis=1)
+            conv2 = R.nn.conv2d(gated, w2_columns, padding=[1, 1, 1, 1])
+            computed = R.scatter_elements(R.const([0.0, 0.0], "float32"), index, R.const([1.0], "float32"), axis=0)
+            result = (conv2, computed)
+            R.output(result)
+        return result
+
+    @R.function(private=True)
+    def gate0_channels2(
+        x: R.Tensor((2, 3, 8, 8), "float32"),
+        w1: R.Tensor((2, 3, 3, 3), "float32"),
+        bias1: R.Tensor((1, 2, 1, 1), "float32"),
+        score_4d: R.Tensor((2, 2, 1, 1), "float32"),
+        w2: R.Tensor((4, 2, 3, 3), "float32"),
+        order: R.Tensor((2,), "int64"),
+    ) -> Outputs:
+        with R.dataflow():
+            conv1 = R.nn.conv2d(x, w1, padding=[1, 1, 1, 1])
+            biased = R.add(conv1, bias1)
+            relu1 = R.nn.relu(biased)
+            gated = R.multiply(relu1, score_4d)
+            conv2 = R.nn.conv2d(gated, w2, padding=[1, 1, 1, 1])
+            result = (conv2, R.const([1.0, 1.0], "float32"))
+            R.output(result)
+        return result
+
+    @R.function
+    def main(
+        x: R.Tensor((2, 3, 8, 8), "float32"),
+        w1: R.Tensor((2, 3, 3, 3), "float32"),
+        bias1: R.Tensor((1, 2, 1, 1), "float32"),
+        w2: R.Tensor((4, 2, 3, 3), "float32"),
+        gate_w: R.Tensor((3, 2), "float32"),
+    ):
+        R.func_attr({"lcnet_num_gates": 1})
+        cls = Expected
+        pooled = R.mean(x, axis=[2, 3])
+        gate_logits = R.matmul(pooled, gate_w)
+        score = R.clip(gate_logits, 0, 1)
+        score_2d = R.expand_dims(score, axis=[2])
+        score_4d = R.expand_dims(score_2d, axis=[3])
+        channel_max = R.max(score, axis=[0])
+        keep = R.greater(channel_max, R.const(0.0, "float32"))
+        sort_key = R.where(keep, R.const([0, 1], "int64"), R.const([2, 3], "int64"))
+        order = R.argsort(sort_key, axis=0, dtype="int64")
+        count = R.sum(R.astype(keep, "int64"))
+        largest_score = R.max(channel_max)
+        at_most_0 = R.less_equal(count, R.const(0, "int64"))
+        at_most_1 = R.less_equal(count, R.const(1, "int64"))
+        if at_most_0:
+            outcome = cls.gate0_channels0(largest_score)
+        else:
+            if at_most_1:
+                outcome = cls.gate0_channels1(x, w1, bias1, score_4d, w2, order)
+            else:
+                outcome = cls.gate0_channels2(x, w1, bias1, score_4d, w2, order)
+        conv2 = outcome[0]
+        computed = outcome[1]
+        return (conv2, score, computed)
+
+
+def test_the_gated_pair_becomes_a_dispatch_over_channel_buckets():
+    after = LowerChannelGates(buckets=2)(ExposeExecutedWork()(ChannelGatedPair))
+    tvm.ir.assert_structural_equal(after, Expected)
+
+
+def test_buckets_are_static_channel_counts_up_to_the_width():
+    assert channel_buckets(16, 8) == [2, 4, 6, 8, 10, 12, 14, 16]
+    assert channel_buckets(6, 8) == [1, 2, 3, 4, 5, 6]
+    assert channel_buckets(10, 4) == [3, 5, 8, 10]
+    assert channel_buckets(5, 1) == [5]
+    with pytest.raises(ValueError, match="at least 1, got 0"):
+        channel_buckets(16, 0)
+
+
+def _run(mod, x, w1, bias1, w2, gate_w):
+    with tvm.target.Target({"kind": "llvm"}):
+        executable = tvm.compile(mod, target="llvm")
+    vm = tvm.relax.VirtualMachine(executable, tvm.cpu())
+    device_args = [tvm.runtime.tensor(a) for a in (x, w1, bias1, w2, gate_w)]
+    return [output.numpy() for output in vm["main"](*device_args)]
+
+
+@pytest.mark.parametrize("gate_bias", [-5.0, 0.0, 5.0], ids=["none-kept", "input-dependent", "all-kept"])
+def test_every_bucket_equals_the_mask_form(gate_bias):
+    """The dispatch computes exactly what the mask form computes, whichever bucket runs."""
+    rng = np.random.default_rng(0)
+    mask_form = ExposeExecutedWork()(ChannelGatedPair)
+    lowered = LowerChannelGates(buckets=2)(mask_form)
+    counts = set()
+    for _ in range(8):
+        x = (rng.normal(size=(2, 3, 8, 8)) + 1.0).astype("float32")  # channel means near 1
+        weights = [rng.normal(size=shape).astype("float32") for shape in [(2, 3, 3, 3), (1, 2, 1, 1), (4, 2, 3, 3)]]
+        gate_w = (rng.normal(size=(3, 2)) + gate_bias).astype("float32")
+        expected, score, mask_computed = _run(mask_form, x, *weights, gate_w)
+        got, got_score, computed = _run(lowered, x, *weights, gate_w)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(got_score, score)
+        assert mask_computed.tolist() == [1.0, 1.0]  # mask form computes everything
+        kept = (score > 0).any(axis=0)  # union over the batch
+        assert (computed > 0)[kept].all(), "a kept channel was not computed"
+        bucket = 0 if not kept.any() else min(size for size in channel_buckets(2, 2) if size >= kept.sum())
+        assert (computed > 0).sum() == bucket
+        counts.add(int(kept.sum()))
+    if gate_bias == 0.0:
+        assert 1 in counts, counts  # the gathered bucket ran
+    else:
+        assert counts == {-5.0: {0}, 5.0: {2}}[gate_bias]
