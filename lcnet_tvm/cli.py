@@ -9,10 +9,17 @@ import sys
 from pathlib import Path
 
 from .errors import InputError, LcnetError
-from .gate_forms import GATE_FORMS
+from .gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM, GATE_FORMS
 from .train_config import TrainConfig
 
-GATES_HELP = "mask: compute everything, multiply by the scores (default); lowered: skipped blocks are not computed"
+GATES_HELP = (
+    "lowered (default): skipped blocks are not computed, only kept channels are; "
+    "mask: compute everything, multiply by the scores"
+)
+BUCKETS_HELP = (
+    f"static channel counts per channel gate: ceil(C*i/N), i=1..N (default {DEFAULT_CHANNEL_BUCKETS}); "
+    "more buckets waste less work on padding channels but compile more kernels"
+)
 MODEL_HELP = "zoo name (lcnet_resnet20_cifar, ...) or checkpoint .pt (default: the shipped digits checkpoint)"
 
 
@@ -23,7 +30,7 @@ def _write_json(path: str, data: dict) -> None:
 def cmd_demo(args) -> None:
     from .demo import format_report, run_demo  # noqa: PLC0415 (keep `--help` fast: TVM imports take seconds)
 
-    report = run_demo(args.model, args.cifar10, args.latency_iterations, args.gates)
+    report = run_demo(args.model, args.cifar10, args.latency_iterations, args.gates, args.channel_buckets)
     print(format_report(report))
     if args.json:
         _write_json(args.json, report)
@@ -58,6 +65,7 @@ def cmd_compile(args) -> None:
         args.batch_size,
         extra_metadata={"source": loaded.source},
         gate_form=args.gates,
+        channel_buckets=args.channel_buckets,
     )
     directory = compiled.save(args.output)
     if args.explain:
@@ -89,6 +97,7 @@ def cmd_run(args) -> None:
     result = compiled.run(_load_input(args.input))
     gates = compiled.gates
     fractions = result.executed_flops / compiled.dense_flops
+    decided = result.decided_flops / compiled.dense_flops
     rows = []
     for index in range(len(result.logits)):
         layers = "".join(
@@ -106,11 +115,12 @@ def cmd_run(args) -> None:
                 "blocks_kept": layers,
                 "channels_kept": channels,
                 "executed_flops_fraction": float(fractions[index]),
+                "decided_flops_fraction": float(decided[index]),
             }
         )
         print(
             f"sample {index}: prediction {rows[-1]['prediction']}  blocks kept [{layers}]  channels kept "
-            f"[{channels}]  executed FLOPs {fractions[index]:.3f} of dense"
+            f"[{channels}]  FLOPs executed {fractions[index]:.3f} of dense (decisions alone: {decided[index]:.3f})"
         )
     if args.json:
         _write_json(args.json, {"artifact": str(args.artifact), "samples": rows})
@@ -161,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", help=MODEL_HELP)
     demo.add_argument("--cifar10", metavar="DIR", help="CIFAR-10 python-pickle directory (CIFAR-10 checkpoints)")
     demo.add_argument("--latency-iterations", type=int, default=30, metavar="N")
-    demo.add_argument("--gates", choices=GATE_FORMS, default="mask", help=GATES_HELP)
+    demo.add_argument("--gates", choices=GATE_FORMS, default=DEFAULT_GATE_FORM, help=GATES_HELP)
+    demo.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
     demo.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     demo.set_defaults(handler=cmd_demo)
 
@@ -170,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--target", default="x86", help="compilation target (default: x86, the host CPU)")
     compile_.add_argument("--batch-size", type=int, default=1, help="compiled batch size (default 1)")
     compile_.add_argument("--input-size", type=int, help="input resolution for a zoo model (default: its own)")
-    compile_.add_argument("--gates", choices=GATE_FORMS, default="mask", help=GATES_HELP)
+    compile_.add_argument("--gates", choices=GATE_FORMS, default=DEFAULT_GATE_FORM, help=GATES_HELP)
+    compile_.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
     compile_.add_argument("-o", "--output", metavar="DIR", help="artifact directory to write")
     compile_.add_argument(
         "--explain", action="store_true", help="show each gate, the ops it controls and their dense FLOPs"

@@ -9,6 +9,9 @@ import tvm
 from torch import nn
 from tvm import relax
 
+from lcnet_tvm.gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM, GATE_FORMS
+from lcnet_tvm.gate_forms import channel_buckets as gate_buckets
+from lcnet_tvm.passes.executed_work import lowered_gates
 from lcnet_tvm.passes.find_gates import find_gate_regions
 from lcnet_tvm.passes.pipeline import compile_pipeline
 from lcnet_tvm.targets import get_target
@@ -41,26 +44,37 @@ def compile_model(
     target_name: str = "x86",
     batch_size: int = 1,
     extra_metadata: dict | None = None,
-    gate_form: str = "mask",
+    gate_form: str = DEFAULT_GATE_FORM,
+    channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
 ) -> CompiledModel:
     """Import ``model``, run the compilation pipeline and build it for ``target_name``.
 
     ``input_shape`` is one sample's (C, H, W); the artifact is compiled for
     batches of ``batch_size`` (the runtime splits and pads other batch sizes).
+    ``gate_form`` and ``channel_buckets``: see :mod:`lcnet_tvm.gate_forms`.
     """
     if batch_size < 1:
         raise LcnetError(f"batch size must be at least 1, got {batch_size}")
+    if gate_form not in GATE_FORMS:
+        raise LcnetError(f"unknown gate form {gate_form!r}; use one of {', '.join(GATE_FORMS)}")
+    if channel_buckets < 1:
+        raise LcnetError(f"channel buckets must be at least 1, got {channel_buckets}")
     spec = get_target(target_name)
     target_config = spec.config()
     target = spec.tvm_target(target_config)
     started = time.perf_counter()
     imported = import_model(model, (batch_size, *input_shape))
-    gates = describe_gates(imported)
-    with target:
-        lowered = compile_pipeline(target, imported.params, gate_form)(imported.mod)
+    gates = [{**gate, "lowered": False} for gate in describe_gates(imported)]
+    with target, quiet_native_noise():
+        built = compile_pipeline(target, imported.params, gate_form, channel_buckets)(imported.mod)
+    for index in lowered_gates(built["main"]):
+        gate = gates[index]
+        gate["lowered"] = True
+        if gate["kind"] == "channel":
+            gate["buckets"] = gate_buckets(gate["channels"], channel_buckets)
     with quiet_native_noise():
-        executable = relax.build(lowered, target, relax_pipeline=None)
-    kernels = sorted(gv.name_hint for gv, func in lowered.functions_items() if isinstance(func, tvm.tirx.PrimFunc))
+        executable = relax.build(built, target, relax_pipeline=None)
+    kernels = sorted(gv.name_hint for gv, func in built.functions_items() if isinstance(func, tvm.tirx.PrimFunc))
     seconds = time.perf_counter() - started
     logger.info("compiled %s for %s in %.1f s (%d kernels)", model_name, target_name, seconds, len(kernels))
     metadata = {
@@ -73,6 +87,7 @@ def compile_model(
         "tvm_version": tvm.__version__,
         "lcnet_tvm_version": __version__,
         "gate_form": gate_form,
+        "channel_buckets": channel_buckets,
         "gates": gates,
         # Nothing is tuned yet: every kernel is TVM's default (untuned) loop nest.
         "kernels": [{"name": name, "tuned": False, "trials": 0} for name in kernels],

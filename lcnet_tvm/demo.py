@@ -11,6 +11,7 @@ from .compiler import compile_model
 from .data import Dataset, load_cifar10, load_digits
 from .errors import LcnetError
 from .flops import FlopsCounter
+from .gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM
 from .gates import WithGateScores
 from .runtime import CompiledModel
 from .timing import measure_interleaved
@@ -53,7 +54,8 @@ def run_demo(
     model_spec: str | None = None,
     cifar10_dir: str | None = None,
     latency_iterations: int = 30,
-    gate_form: str = "mask",
+    gate_form: str = DEFAULT_GATE_FORM,
+    channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
 ) -> dict:
     """Compile with ``gate_form`` and check it against eager; time it beside eager (and mask form)."""
     loaded = resolve_model(model_spec)
@@ -64,7 +66,7 @@ def run_demo(
     systems = {
         form: compile_model(
             model, loaded.name, loaded.config.input_shape, "x86", extra_metadata={"source": loaded.source},
-            gate_form=form,
+            gate_form=form, channel_buckets=channel_buckets,
         )
         for form in dict.fromkeys(["mask", gate_form])
     }
@@ -78,6 +80,7 @@ def run_demo(
         "model": loaded.name,
         "source": loaded.source,
         "gate_form": gate_form,
+        "channel_buckets": channel_buckets,
         "dataset": dataset.name,
         "samples": len(dataset.y_test),
         "target": compiled.metadata["target"],

@@ -195,8 +195,9 @@ class CompiledModel:
         x = self._validate(x)
         batch = self.input_shape[0]
         count = x.shape[0]
-        padded = np.zeros((-(-count // batch) * batch, *x.shape[1:]), dtype=np.float32)
-        padded[:count] = x
+        # Pad the last chunk with copies of its last sample: gates are decided per compiled batch
+        # (a block or channel runs if any sample keeps it), and a copy adds no decision of its own.
+        padded = np.concatenate([x, np.repeat(x[-1:], -count % batch, axis=0)])
         chunks = []
         with self._lock:
             for start in range(0, len(padded), batch):

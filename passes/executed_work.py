@@ -8,6 +8,14 @@ from tvm import relax
 
 #: Attribute of ``main``: how many gates it has (its outputs are logits, scores, then work flags).
 NUM_GATES_ATTR = "lcnet_num_gates"
+#: Attribute of ``main``: indices of the gates a lowering pass lowered (the rest run in mask form).
+LOWERED_GATES_ATTR = "lcnet_lowered_gates"
+
+
+def lowered_gates(func: relax.Function) -> list[int]:
+    if func.attrs is None or LOWERED_GATES_ATTR not in func.attrs:
+        return []
+    return sorted(int(index) for index in func.attrs[LOWERED_GATES_ATTR])
 
 
 def num_gates(func: relax.Function) -> int:
@@ -38,16 +46,22 @@ def returned_fields(func: relax.Function) -> list[relax.Expr]:
     return [returned]
 
 
-def rebuild_main(func: relax.Function, bindings: list[relax.Binding], outputs: list[relax.Expr]) -> relax.Function:
+def rebuild_main(
+    func: relax.Function, bindings: list[relax.Binding], outputs: list[relax.Expr], lowered: list[int] = ()
+) -> relax.Function:
     """``main`` with a new, non-dataflow body that returns the tuple of ``outputs``.
 
-    A variable that only held the old returned tuple is dropped.
+    A variable that only held the old returned tuple is dropped; ``lowered``
+    gate indices are added to the ``lcnet_lowered_gates`` attribute.
     """
     old_result = func.body.body
     bindings = [binding for binding in bindings if not binding.var.same_as(old_result)]
     result = relax.Tuple(outputs)
     body = relax.SeqExpr([relax.BindingBlock(bindings)], result)
-    return relax.Function(func.params, body, relax.TupleType([field.ty for field in outputs]), func.is_pure, func.attrs)
+    main = relax.Function(func.params, body, relax.TupleType([field.ty for field in outputs]), func.is_pure, func.attrs)
+    if lowered:
+        main = main.with_attr(LOWERED_GATES_ATTR, sorted({*lowered_gates(func), *lowered}))
+    return main
 
 
 def work_flag_position(func: relax.Function, gate_index: int) -> int:

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 import tvm
 from tvm import relax
+
+from lcnet_tvm.gate_forms import DEFAULT_CHANNEL_BUCKETS, channel_buckets
 
 from .executed_work import add_skip_function, flat_bindings, rebuild_main, require_work_flags, returned_fields, work_flag_position
 from .find_gates import GateRegion, find_gate_regions, op_name
 
 logger = logging.getLogger(__name__)
 
-#: Default number of channel-count buckets per gate (the last one is the dense conv).
-DEFAULT_BUCKETS = 8
 #: Ops between the producer conv and the gate whose operands can be gathered by channel.
 _GATHERABLE_OPS = {"relax.nn.relu", "relax.add", "relax.multiply", "relax.subtract", "relax.divide"}
-
-
-def channel_buckets(width: int, buckets: int = DEFAULT_BUCKETS) -> list[int]:
-    """Static channel counts a gate of ``width`` channels can compute: ``ceil(width * i / buckets)``, i = 1..buckets."""
-    if buckets < 1:
-        raise ValueError(f"channel buckets must be at least 1, got {buckets}")
-    return sorted({math.ceil(width * i / buckets) for i in range(1, buckets + 1)})
 
 
 @tvm.transform.module_pass(opt_level=0, name="LowerChannelGates")
@@ -54,7 +46,7 @@ class LowerChannelGates:
     A gate whose pattern this pass does not handle stays in mask form, with a warning.
     """
 
-    def __init__(self, buckets: int = DEFAULT_BUCKETS):
+    def __init__(self, buckets: int = DEFAULT_CHANNEL_BUCKETS):
         channel_buckets(1, buckets)  # validates
         self.buckets = buckets
 
@@ -84,8 +76,10 @@ class LowerChannelGates:
                 + [b for b in bindings[first_consumer:] if b.var not in members]
             )
             outputs[work_flag_position(func, region.index)] = flag
+        if not lowered:
+            return mod
         mod = builder.get()
-        mod["main"] = rebuild_main(func, bindings, outputs)
+        mod["main"] = rebuild_main(func, bindings, outputs, sorted(set(lowered.values())))
         return relax.transform.Normalize()(mod)
 
 

@@ -62,7 +62,7 @@ class LowerLayerGates:
             body.extend(conditional)
             outputs[work_flag_position(func, region.index)] = flag
         mod = builder.get()
-        mod["main"] = rebuild_main(func, body, outputs)
+        mod["main"] = rebuild_main(func, body, outputs, [region.index for region in regions])
         return relax.transform.Normalize()(mod)
 
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-from lcnet_tvm.gate_forms import GATE_FORMS
+from lcnet_tvm.gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM, GATE_FORMS
 
 from .executed_work import ExposeExecutedWork
 from .fold_batch_norm import FoldBatchNorm
-from .lower_channel_gates import DEFAULT_BUCKETS, LowerChannelGates
+from .lower_channel_gates import LowerChannelGates
 from .lower_layer_gates import LowerLayerGates
 
 
 def compile_pipeline(
     target: tvm.target.Target,
     params: dict[str, tvm.runtime.Tensor],
-    gate_form: str = "mask",
-    channel_buckets: int = DEFAULT_BUCKETS,
+    gate_form: str = DEFAULT_GATE_FORM,
+    channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
 ) -> tvm.transform.Pass:
     """Passes from an imported LC-Net (``main(x, *weights)``) to a VM-ready module for ``target``.
 

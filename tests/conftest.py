@@ -8,15 +8,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from lcnet_tvm.data import load_digits
-from lcnet_tvm.gates import find_gates
+from lcnet_tvm.gates import WithGateScores, find_gates
 from lcnet_tvm.train import recalibrate_batch_norm
 
 
-def randomize(model: nn.Module, calibration: torch.Tensor, seed: int = 0) -> nn.Module:
-    """Make an untrained model behave like a trained one: input-dependent gates, calibrated BN.
+def randomize(model: nn.Module, calibration: torch.Tensor, seed: int = 0, gate_bias: float = 0.0) -> nn.Module:
+    """Make an untrained model behave like a trained one: input-dependent gates, calibrated BN, sane logits.
 
-    Gate biases are zeroed and weights drawn at unit scale, so roughly half of all
-    decisions keep and which ones depends on the input. Batch-norm scales and
+    Gate weights are drawn at unit scale and gate biases set to ``gate_bias``:
+    with 0, roughly half of all decisions keep and which ones depends on the
+    input; with a large negative (positive) bias every gate skips (keeps). Batch-norm scales and
     shifts are random (folded constants are not identities), the last batch
     norm of each residual branch scales by 0.1..0.3 (trained deep ResNets keep
     their branches small; "zero-init residual" starts them there), and the
@@ -29,7 +30,7 @@ def randomize(model: nn.Module, calibration: torch.Tensor, seed: int = 0) -> nn.
     with torch.no_grad():
         for _, gate in find_gates(model):
             gate.fc.weight.copy_(torch.randn(gate.fc.weight.shape, generator=generator) * gate.fc.in_features**-0.5)
-            gate.fc.bias.zero_()
+            gate.fc.bias.fill_(gate_bias)
         for name, module in model.named_modules():
             if isinstance(module, nn.BatchNorm2d):
                 channels = module.num_features
@@ -37,7 +38,26 @@ def randomize(model: nn.Module, calibration: torch.Tensor, seed: int = 0) -> nn.
                 module.weight.copy_(low + (high - low) * torch.rand(channels, generator=generator))
                 module.bias.copy_(torch.randn(channels, generator=generator) * 0.1)
     recalibrate_batch_norm(model, calibration, batch_size=64)
-    return model.eval()
+    _scale_classifier(model.eval(), calibration)
+    return model
+
+
+def _scale_classifier(model: nn.Module, calibration: torch.Tensor, largest_logit: float = 10.0) -> None:
+    """Scale the last Linear outside the gates so the largest |logit| on ``calibration`` is ``largest_logit``.
+
+    Random heads on random features give logits in the hundreds, where float32
+    keeps only about 1e-5 absolute precision, eager PyTorch included; trained
+    classifiers give logits around 10.
+    """
+    gate_modules = {id(module) for _, gate in find_gates(model) for module in gate.modules()}
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in gate_modules]
+    if not heads:
+        return
+    with torch.no_grad():
+        logits = WithGateScores(model)(calibration)[0]
+        factor = largest_logit / logits.abs().max().clamp(min=1e-6)
+        heads[-1].weight.mul_(factor)
+        heads[-1].bias.mul_(factor)
 
 
 def inputs_for(digits, size: int, count: int, seed: int) -> torch.Tensor:

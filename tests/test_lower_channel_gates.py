@@ -7,7 +7,8 @@ from tvm.script import ir as I
 from tvm.script import relax as R
 
 from lcnet_tvm.passes.executed_work import ExposeExecutedWork
-from lcnet_tvm.passes.lower_channel_gates import LowerChannelGates, channel_buckets
+from lcnet_tvm.gate_forms import channel_buckets
+from lcnet_tvm.passes.lower_channel_gates import LowerChannelGates
 
 
 @I.ir_module
@@ -100,7 +101,7 @@ class Expected:
         w2: R.Tensor((4, 2, 3, 3), "float32"),
         gate_w: R.Tensor((3, 2), "float32"),
     ):
-        R.func_attr({"lcnet_num_gates": 1})
+        R.func_attr({"lcnet_num_gates": 1, "lcnet_lowered_gates": [0]})
         cls = Expected
         pooled = R.mean(x, axis=[2, 3])
         gate_logits = R.matmul(pooled, gate_w)
