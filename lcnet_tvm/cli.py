@@ -36,10 +36,16 @@ def cmd_demo(args) -> None:
         _write_json(args.json, report)
 
 
-def format_gates(gates: list[dict]) -> str:
+def format_gates(gates: list[dict], gate_form: str | None = None) -> str:
+    """The gate table; with ``gate_form`` (after compiling), also which understood gates were not lowered."""
     lines = [f"{'gate':<28} {'kind':<8} {'convs':>5} {'dense MFLOPs':>12}  controls (Relax variables)"]
     for gate in gates:
-        controls = ", ".join(gate["controls"]) if gate["understood"] else f"left in mask form: {gate['problem']}"
+        if not gate["understood"]:
+            controls = f"left in mask form: {gate['problem']}"
+        elif gate_form == "lowered" and not gate["lowered"]:
+            controls = "left in mask form by the lowering pass (its warning says why)"
+        else:
+            controls = ", ".join(gate["controls"])
         lines.append(
             f"{gate['name']:<28} {gate['kind']:<8} {gate['controlled_convs']:>5} {gate['dense_flops'] / 1e6:>12.2f}  "
             f"{controls}"
@@ -69,7 +75,7 @@ def cmd_compile(args) -> None:
     )
     directory = compiled.save(args.output)
     if args.explain:
-        print(format_gates(compiled.metadata["gates"]))
+        print(format_gates(compiled.metadata["gates"], compiled.metadata["gate_form"]))
     kernels = compiled.metadata["kernels"]
     tuned = sum(kernel["tuned"] for kernel in kernels)
     print(
