@@ -72,6 +72,7 @@ def cmd_compile(args) -> None:
         extra_metadata={"source": loaded.source},
         gate_form=args.gates,
         channel_buckets=args.channel_buckets,
+        database_dir=args.db,
     )
     directory = compiled.save(args.output)
     if args.explain:
@@ -83,6 +84,25 @@ def cmd_compile(args) -> None:
         f"{tuple(compiled.input_shape)}, {len(compiled.gates)} gates, {len(kernels)} kernels "
         f"({tuned} tuned, {len(kernels) - tuned} untuned)"
     )
+
+
+def cmd_tune(args) -> None:
+    from .checkpoint import resolve_model  # noqa: PLC0415
+    from .compiler import tune_model  # noqa: PLC0415
+
+    loaded = resolve_model(args.model, args.input_size)
+    report = tune_model(
+        loaded.model, loaded.config.input_shape, args.target, args.trials, args.db, args.batch_size, args.gates,
+        args.channel_buckets,
+    )
+    state = "stopped by Ctrl-C; every measured record is kept" if report.interrupted else "done"
+    print(
+        f"{state}: {report.kernels} kernels, {report.trials_before + report.trials_measured} of {report.trials_budget} "
+        f"trials in {args.db} ({report.trials_before} from earlier runs, {report.trials_measured} measured now in "
+        f"{report.seconds:.0f} s); compile with `lcnet-tvm compile --db {args.db}`"
+    )
+    if report.interrupted:
+        raise KeyboardInterrupt
 
 
 def _load_input(path: str):
@@ -189,11 +209,23 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--input-size", type=int, help="input resolution for a zoo model (default: its own)")
     compile_.add_argument("--gates", choices=GATE_FORMS, default=DEFAULT_GATE_FORM, help=GATES_HELP)
     compile_.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
+    compile_.add_argument("--db", metavar="DIR", help="tuning database (from `lcnet-tvm tune`) to apply")
     compile_.add_argument("-o", "--output", metavar="DIR", help="artifact directory to write")
     compile_.add_argument(
         "--explain", action="store_true", help="show each gate, the ops it controls and their dense FLOPs"
     )
     compile_.set_defaults(handler=cmd_compile)
+
+    tune = commands.add_parser("tune", help="tune every kernel of the compiled model (MetaSchedule + XGBoost)")
+    tune.add_argument("--model", help=MODEL_HELP)
+    tune.add_argument("--target", default="x86", help="target to tune for (default: x86, the host CPU)")
+    tune.add_argument("--trials", type=int, required=True, help="measured candidates in all, spread by runtime share")
+    tune.add_argument("--db", required=True, metavar="DIR", help="tuning database to write (resumed if it exists)")
+    tune.add_argument("--batch-size", type=int, default=1, help="compiled batch size (default 1)")
+    tune.add_argument("--input-size", type=int, help="input resolution for a zoo model (default: its own)")
+    tune.add_argument("--gates", choices=GATE_FORMS, default=DEFAULT_GATE_FORM, help=GATES_HELP)
+    tune.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
+    tune.set_defaults(handler=cmd_tune)
 
     run = commands.add_parser("run", help="run a compiled artifact on an NCHW float32 .npy batch")
     run.add_argument("artifact", metavar="DIR")

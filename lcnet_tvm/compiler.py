@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import tvm
 from torch import nn
@@ -13,8 +14,10 @@ from lcnet_tvm.gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM, GAT
 from lcnet_tvm.gate_forms import channel_buckets as gate_buckets
 from lcnet_tvm.passes.executed_work import lowered_gates
 from lcnet_tvm.passes.find_gates import find_gate_regions
-from lcnet_tvm.passes.pipeline import compile_pipeline
-from lcnet_tvm.targets import get_target
+from lcnet_tvm.passes.pipeline import finalize_pipeline, graph_pipeline, kernel_pipeline, schedule_pipeline
+from lcnet_tvm.schedules.database import SCHEDULED_ATTR, TuningDatabase, kernel_module, workload_key
+from lcnet_tvm.schedules.tune import TuneReport, kernel_tasks, spread_budget, tune_kernels
+from lcnet_tvm.targets import TargetSpec, get_target
 
 from . import __version__
 from .errors import LcnetError
@@ -37,6 +40,54 @@ def explain_model(model: nn.Module, input_shape: tuple[int, int, int]) -> list[d
     return describe_gates(import_model(model, (1, *input_shape)))
 
 
+def _validate_options(batch_size: int, gate_form: str, channel_buckets: int) -> None:
+    if batch_size < 1:
+        raise LcnetError(f"batch size must be at least 1, got {batch_size}")
+    if gate_form not in GATE_FORMS:
+        raise LcnetError(f"unknown gate form {gate_form!r}; use one of {', '.join(GATE_FORMS)}")
+    if channel_buckets < 1:
+        raise LcnetError(f"channel buckets must be at least 1, got {channel_buckets}")
+
+
+def lower_to_kernels(
+    imported: ImportedModel, spec: TargetSpec, target: tvm.target.Target, gate_form: str, channel_buckets: int
+) -> tuple[tvm.IRModule, tvm.IRModule]:
+    """(gated Relax graph, the same with every op legalized and fused into unscheduled kernels)."""
+    with target, quiet_native_noise():
+        graph = graph_pipeline(imported.params, gate_form, channel_buckets)(imported.mod)
+        return graph, kernel_pipeline(target, spec.backend())(graph)
+
+
+def tune_model(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    target_name: str,
+    trials: int,
+    database_dir: str,
+    batch_size: int = 1,
+    gate_form: str = DEFAULT_GATE_FORM,
+    channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
+    show_progress: bool = True,
+) -> TuneReport:
+    """Tune every kernel of the compiled ``model`` for ``target_name``, recording into ``database_dir``.
+
+    The budget of ``trials`` measured candidates is spread over the kernels by
+    expected runtime share; re-running with the same database resumes.
+    """
+    _validate_options(batch_size, gate_form, channel_buckets)
+    spec = get_target(target_name)
+    target_config = spec.config()
+    target = spec.tvm_target(target_config)
+    runner = spec.tuning_runner(target_config)
+    database = TuningDatabase(database_dir, target_config, create=True)
+    imported = import_model(model, (batch_size, *input_shape))
+    _, kernels = lower_to_kernels(imported, spec, target, gate_form, channel_buckets)
+    tasks = kernel_tasks(kernels, target)
+    spread_budget(tasks, trials)
+    logger.info("tuning %d kernels for %s with %d trials", len(tasks), target_name, trials)
+    return tune_kernels(tasks, target, database, runner, show_progress)
+
+
 def compile_model(
     model: nn.Module,
     model_name: str,
@@ -46,37 +97,44 @@ def compile_model(
     extra_metadata: dict | None = None,
     gate_form: str = DEFAULT_GATE_FORM,
     channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
+    database_dir: str | None = None,
 ) -> CompiledModel:
     """Import ``model``, run the compilation pipeline and build it for ``target_name``.
 
     ``input_shape`` is one sample's (C, H, W); the artifact is compiled for
     batches of ``batch_size`` (the runtime splits and pads other batch sizes).
     ``gate_form`` and ``channel_buckets``: see :mod:`lcnet_tvm.gate_forms`.
+    ``database_dir``: tuning records (``lcnet-tvm tune``) to apply; kernels
+    without a record keep the target's default schedule, and the metadata says
+    which kernels were tuned.
     """
-    if batch_size < 1:
-        raise LcnetError(f"batch size must be at least 1, got {batch_size}")
-    if gate_form not in GATE_FORMS:
-        raise LcnetError(f"unknown gate form {gate_form!r}; use one of {', '.join(GATE_FORMS)}")
-    if channel_buckets < 1:
-        raise LcnetError(f"channel buckets must be at least 1, got {channel_buckets}")
+    _validate_options(batch_size, gate_form, channel_buckets)
     spec = get_target(target_name)
     target_config = spec.config()
     target = spec.tvm_target(target_config)
+    database = TuningDatabase(database_dir, target_config) if database_dir else None
     started = time.perf_counter()
     imported = import_model(model, (batch_size, *input_shape))
     gates = [{**gate, "lowered": False} for gate in describe_gates(imported)]
-    with target, quiet_native_noise():
-        built = compile_pipeline(target, imported.params, gate_form, channel_buckets)(imported.mod)
-    for index in lowered_gates(built["main"]):
+    graph, kernels = lower_to_kernels(imported, spec, target, gate_form, channel_buckets)
+    for index in lowered_gates(graph["main"]):
         gate = gates[index]
         gate["lowered"] = True
         if gate["kind"] == "channel":
             gate["buckets"] = gate_buckets(gate["channels"], channel_buckets)
-    with quiet_native_noise():
+    kernel_records = _kernel_records(kernels, target, database)
+    with target, quiet_native_noise():
+        scheduled = schedule_pipeline(spec.default_schedules(), tuned=False)(kernel_records.scheduled)
+        built = finalize_pipeline(target, spec.backend())(scheduled)
         executable = relax.build(built, target, relax_pipeline=None)
-    kernels = sorted(gv.name_hint for gv, func in built.functions_items() if isinstance(func, tvm.tirx.PrimFunc))
     seconds = time.perf_counter() - started
-    logger.info("compiled %s for %s in %.1f s (%d kernels)", model_name, target_name, seconds, len(kernels))
+    untuned = [kernel["name"] for kernel in kernel_records.kernels if not kernel["tuned"]]
+    if database is not None and untuned:
+        logger.warning(
+            "%d of %d kernels have no tuning record in %s and run untuned: %s",
+            len(untuned), len(kernel_records.kernels), database_dir, ", ".join(untuned),
+        )
+    logger.info("compiled %s for %s in %.1f s (%d kernels)", model_name, target_name, seconds, len(kernel_records.kernels))
     metadata = {
         "format": ARTIFACT_FORMAT,
         "model": model_name,
@@ -89,10 +147,32 @@ def compile_model(
         "gate_form": gate_form,
         "channel_buckets": channel_buckets,
         "gates": gates,
-        # Nothing is tuned yet: every kernel is TVM's default (untuned) loop nest.
-        "kernels": [{"name": name, "tuned": False, "trials": 0} for name in kernels],
+        "tuning_database": str(database_dir) if database_dir else None,
+        "kernels": kernel_records.kernels,
         "flops": FlopsCounter.from_model(model, input_shape).to_json(),
         "compile_seconds": round(seconds, 2),
         **(extra_metadata or {}),
     }
     return CompiledModel(executable, metadata)
+
+
+@dataclass
+class _KernelRecords:
+    scheduled: tvm.IRModule
+    kernels: list[dict]
+
+
+def _kernel_records(kernels: tvm.IRModule, target: tvm.target.Target, database: TuningDatabase | None) -> _KernelRecords:
+    """Apply the database's best records; per kernel: tuned (a record was applied) and trials measured for it."""
+    names = sorted(gv.name_hint for gv, func in kernels.functions_items() if isinstance(func, tvm.tirx.PrimFunc))
+    if database is None:
+        return _KernelRecords(kernels, [{"name": name, "tuned": False, "trials": 0} for name in names])
+    with target, database.database, tvm.transform.PassContext(opt_level=3):
+        scheduled = schedule_pipeline([], tuned=True)(kernels)
+    trials = database.trials_by_workload()
+    records = []
+    for name in names:
+        tuned = bool(scheduled[name].attrs.get(SCHEDULED_ATTR, False))
+        measured = trials.get(workload_key(kernel_module(kernels[name])), 0)
+        records.append({"name": name, "tuned": tuned, "trials": measured if tuned else 0})
+    return _KernelRecords(scheduled, records)

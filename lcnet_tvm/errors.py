@@ -19,3 +19,7 @@ class ArtifactError(LcnetError):
 
 class TargetError(LcnetError):
     """An unknown target, or a target that cannot run on this machine."""
+
+
+class DatabaseError(LcnetError):
+    """A tuning database that is unreadable, corrupt, or made for another target."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from lcnet_tvm.errors import TargetError
 
+from .aarch64 import AARCH64
 from .base import TargetSpec
-from .x86 import X86
+from .cuda import CUDA
+from .x86 import X86, X86_AVX2
 
-TARGETS: dict[str, TargetSpec] = {spec.name: spec for spec in (X86,)}
+TARGETS: dict[str, TargetSpec] = {spec.name: spec for spec in (X86, X86_AVX2, AARCH64, CUDA)}
 
 
 def get_target(name: str) -> TargetSpec:

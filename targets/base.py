@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from types import ModuleType
 from dataclasses import dataclass
 
 import tvm
@@ -27,6 +29,13 @@ class TargetSpec:
     runnable_here: Callable[[dict], str | None]
     #: Compiler driver that links the exported shared library ("" = TVM's default, the host's).
     linker: str = ""
+    #: Schedules for kernels that have no tuning record (GPU kernels need one; CPU loop nests run as they are).
+    default_schedules: Callable[[], list[tvm.transform.Pass]] = list
+    #: TVM's Relax backend for the target: its dispatch, lowering and finalisation passes.
+    relax_backend: str = "tvm.relax.backend.cpu_generic.pipeline"
+
+    def backend(self) -> ModuleType:
+        return importlib.import_module(self.relax_backend)
 
     def tvm_target(self, config: dict | None = None) -> tvm.target.Target:
         return tvm.target.Target(config or self.config())
@@ -42,6 +51,17 @@ class TargetSpec:
                 executable.export_library(path, fcompile=cc.cross_compiler(self.linker))
             else:
                 executable.export_library(path)
+
+    def tuning_runner(self, config: dict):
+        """Where MetaSchedule measures candidates: this machine, when it can run code for ``config``."""
+        reason = self.runnable_here(config)
+        if reason is not None:
+            raise TargetError(f"tuning for {self.name} measures candidates on the device, but {reason}")
+        from tvm.s_tir import meta_schedule as ms  # noqa: PLC0415 (only tuning needs it)
+
+        from lcnet_tvm.schedules.measure import alloc_in_bounds_arguments  # noqa: PLC0415
+
+        return ms.runner.LocalRunner(timeout_sec=30.0, f_alloc_argument=alloc_in_bounds_arguments)
 
     def check_runnable(self, config: dict) -> None:
         """Raise :class:`TargetError` when a library built for ``config`` cannot run here."""

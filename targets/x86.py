@@ -28,8 +28,8 @@ def host_mcpu() -> str:
     return next(name for name, needed in ISA_LEVELS if set(needed) <= features)
 
 
-def config() -> dict:
-    return {"kind": "llvm", "mcpu": host_mcpu(), "num-cores": os.cpu_count() or 1}
+def config(mcpu: str | None = None) -> dict:
+    return {"kind": "llvm", "mcpu": mcpu or host_mcpu(), "num-cores": os.cpu_count() or 1}
 
 
 def runnable_here(built_for: dict) -> str | None:
@@ -50,5 +50,13 @@ X86 = TargetSpec(
     description="host x86-64 CPU (LLVM, ISA level detected: AVX-512, AVX2+FMA or baseline)",
     device_type="cpu",
     config=config,
+    runnable_here=runnable_here,
+)
+#: A fixed ISA level: code and tuning records that run on every x86-64 CPU with AVX2 and FMA.
+X86_AVX2 = TargetSpec(
+    name="x86-avx2",
+    description="any x86-64 CPU with AVX2+FMA (LLVM, mcpu core-avx2)",
+    device_type="cpu",
+    config=lambda: config("core-avx2"),
     runnable_here=runnable_here,
 )

@@ -1,0 +1,58 @@
+"""How MetaSchedule builds candidate kernels on this machine: in this process, one after another."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import tvm
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+
+
+def build_candidate(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.runtime.Module:
+    """MetaSchedule's default build, minus its ``import tvm.s_tir.tensor_intrin``.
+
+    That import takes about a minute in a fresh process; float32 schedules need
+    no tensor intrinsics.
+    """
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock  # noqa: PLC0415
+
+    return tvm.tirx.build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
+
+
+@derived_object
+class InProcessBuilder(ms.builder.PyBuilder):
+    """Builds candidates in the tuning process.
+
+    MetaSchedule's ``LocalBuilder`` starts a fresh pool of worker processes for
+    every batch of candidates; each worker imports TVM (seconds) and its
+    default build imports ``tvm.s_tir.tensor_intrin`` (about a minute here, past
+    the builder's timeout: every candidate then "fails to build" and tuning
+    silently measures nothing). Building a candidate takes well under a second,
+    so building in-process is far faster for the many small kernels of a gated
+    model. ``export`` packs the library the way the runner expects (TVM's tar
+    by default; a cross compiler for remote devices).
+    """
+
+    def __init__(self, export=None):
+        super().__init__()
+        self.export = export
+
+    def build(self, build_inputs):
+        results = []
+        for build_input in build_inputs:
+            try:
+                library = build_candidate(build_input.mod, build_input.target)
+                path = os.path.join(tempfile.mkdtemp(prefix="lcnet-candidate-"), "candidate.tar")
+                if self.export is None:
+                    from tvm.support.tar import tar  # noqa: PLC0415
+
+                    library.export_library(path, fcompile=tar)
+                else:
+                    path = path[: -len(".tar")] + ".so"
+                    library.export_library(path, fcompile=self.export)
+                results.append(ms.builder.BuilderResult(path, None))
+            except Exception as error:  # a candidate that fails to build is a failed trial, not a failed tune
+                results.append(ms.builder.BuilderResult(None, f"{type(error).__name__}: {error}"))
+        return results

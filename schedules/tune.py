@@ -1,0 +1,151 @@
+"""The tuning driver: MetaSchedule with its XGBoost cost model, one task per kernel of the gated model."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import tvm
+from tqdm import tqdm
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.analysis import estimate_tir_flops
+
+from lcnet_tvm.errors import LcnetError
+
+from .builder import InProcessBuilder
+from .database import TuningDatabase, workload_key
+
+logger = logging.getLogger(__name__)
+
+#: Candidates measured per search round (MetaSchedule's default is 64; fewer keeps small budgets even).
+TRIALS_PER_ROUND = 16
+
+
+@dataclass
+class KernelTask:
+    """One kernel to tune and its share of the budget."""
+
+    name: str
+    mod: tvm.IRModule
+    #: How many times the model calls it (MetaSchedule's task weight).
+    calls: int
+    flops: float
+    budget: int = 0
+    done: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.budget - self.done)
+
+
+def kernel_tasks(kernels: tvm.IRModule, target: tvm.target.Target) -> list[KernelTask]:
+    """Every distinct kernel of a :func:`~lcnet_tvm.passes.pipeline.kernel_pipeline` module."""
+    extracted = ms.relax_integration.extract_tasks(kernels, target)
+    return [
+        KernelTask(task.task_name, task.dispatched[0], int(task.weight), max(1.0, estimate_tir_flops(task.dispatched[0])))
+        for task in extracted
+    ]
+
+
+def spread_budget(tasks: list[KernelTask], trials: int) -> None:
+    """Give each task a budget proportional to its expected runtime share (calls x FLOPs), at least 1.
+
+    Largest-remainder rounding, so the budgets add up to ``trials`` exactly.
+    """
+    if trials < len(tasks):
+        raise LcnetError(
+            f"a budget of {trials} trials cannot tune the model's {len(tasks)} kernels; give at least {len(tasks)}"
+        )
+    work = [task.calls * task.flops for task in tasks]
+    spare = trials - len(tasks)
+    exact = [spare * w / sum(work) for w in work]
+    budgets = [1 + math.floor(e) for e in exact]
+    by_remainder = sorted(range(len(tasks)), key=lambda i: exact[i] - math.floor(exact[i]), reverse=True)
+    for index in by_remainder[: trials - sum(budgets)]:
+        budgets[index] += 1
+    for task, budget in zip(tasks, budgets):
+        task.budget = budget
+
+
+@dataclass
+class TuneReport:
+    kernels: int
+    trials_budget: int
+    trials_before: int
+    trials_measured: int
+    seconds: float
+    interrupted: bool
+
+    def to_json(self) -> dict:
+        return self.__dict__.copy()
+
+
+@derived_object
+class _Progress(ms.measure_callback.PyMeasureCallback):
+    """Advances the progress bar after every measured round."""
+
+    def __init__(self, bar: tqdm, names: list[str]):
+        super().__init__()
+        self.bar = bar
+        self.names = names
+        self.best: dict[str, float] = {}
+
+    def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
+        name = self.names[0]  # one task per tuning call
+        for result in runner_results:
+            if result.error_msg is None and result.run_secs:
+                seconds = sum(float(s) for s in result.run_secs) / len(result.run_secs)
+                self.best[name] = min(self.best.get(name, math.inf), seconds)
+        self.bar.update(len(measure_candidates))
+        best = self.best.get(name)
+        self.bar.set_postfix_str(f"{name[:32]} best {best * 1e3:.3f} ms" if best else name[:32])
+
+
+def tune_kernels(
+    tasks: list[KernelTask],
+    target: tvm.target.Target,
+    database: TuningDatabase,
+    runner: ms.runner.Runner,
+    show_progress: bool = True,
+) -> TuneReport:
+    """Tune each task up to its budget, resuming from what ``database`` already holds.
+
+    Ctrl-C stops after the round in flight; every measured record is already in the database.
+    """
+    done = database.trials_by_workload()
+    for task in tasks:
+        task.done = done.get(workload_key(task.mod), 0)
+    trials_before = sum(min(task.done, task.budget) for task in tasks)
+    total = sum(task.budget for task in tasks)
+    builder = InProcessBuilder()
+    started = time.perf_counter()
+    interrupted = False
+    with tqdm(total=total, initial=trials_before, unit="trial", disable=not show_progress, desc="tuning") as bar:
+        for task in (task for task in tasks if task.remaining):
+            progress = _Progress(bar, [task.name])
+            context = ms.TuneContext(
+                mod=task.mod, target=target, space_generator="post-order-apply", search_strategy="evolutionary",
+                task_name=task.name, num_threads="physical",
+            )
+            try:
+                ms.tune_tasks(
+                    tasks=[context],
+                    task_weights=[1.0],
+                    work_dir=str(database.directory),
+                    max_trials_global=task.remaining,
+                    num_trials_per_iter=min(TRIALS_PER_ROUND, task.remaining),
+                    builder=builder,
+                    runner=runner,
+                    database=database.database,
+                    measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress],
+                )
+            except KeyboardInterrupt:
+                interrupted = True
+                break
+    measured = sum(database.trials_by_workload().get(workload_key(t.mod), 0) for t in tasks) - sum(
+        task.done for task in tasks
+    )
+    return TuneReport(len(tasks), total, trials_before, measured, round(time.perf_counter() - started, 1), interrupted)

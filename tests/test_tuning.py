@@ -1,0 +1,88 @@
+"""Tuning: budget spread, records applied and recorded per kernel, resume, databases for one target only."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from lcnet_tvm.compiler import compile_model, tune_model
+from lcnet_tvm.errors import DatabaseError, LcnetError
+from lcnet_tvm.models import LCResNet, zoo_config
+from lcnet_tvm.schedules.database import TuningDatabase
+from lcnet_tvm.schedules.tune import KernelTask, spread_budget
+from lcnet_tvm.targets import get_target
+
+from .conftest import randomize
+from .equivalence import check_against_eager
+
+SHAPE = (3, 8, 8)
+BUCKETS = 2  # few buckets, few kernels: a quick tune
+
+
+def tiny_model(width: int = 8) -> torch.nn.Module:
+    """Stem, one gated block (layer and channel gate), head."""
+    torch.manual_seed(0)
+    config = zoo_config("lcnet_resnet20_cifar").replace(blocks_per_stage=(1,), widths=(width,), input_size=8)
+    return randomize(LCResNet(config), torch.randn(64, *SHAPE, generator=torch.Generator().manual_seed(1)))
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A database tuned for the tiny model: (model, directory, report)."""
+    model = tiny_model()
+    directory = tmp_path_factory.mktemp("tuning") / "db"
+    budget = 40  # the tiny model has 31 kernels
+    report = tune_model(model, SHAPE, "x86", budget, str(directory), channel_buckets=BUCKETS, show_progress=False)
+    return model, directory, report
+
+
+def task(flops: float, calls: int = 1) -> KernelTask:
+    return KernelTask(f"k{flops}", None, calls, flops)
+
+
+def test_the_budget_is_spread_by_runtime_share_and_adds_up():
+    tasks = [task(1000.0), task(10.0), task(100.0, calls=3), task(1.0)]
+    spread_budget(tasks, 100)
+    assert sum(t.budget for t in tasks) == 100
+    assert all(t.budget >= 1 for t in tasks)
+    assert tasks[0].budget > tasks[2].budget > tasks[1].budget >= tasks[3].budget
+    with pytest.raises(LcnetError, match="budget of 3 trials cannot tune the model's 4 kernels"):
+        spread_budget(tasks, 3)
+
+
+def test_every_kernel_is_tuned_and_the_artifact_says_so(tuned):
+    model, directory, report = tuned
+    assert not report.interrupted and report.trials_before == 0
+    assert report.trials_measured == report.trials_budget == 40
+    compiled = compile_model(model, "tiny", SHAPE, channel_buckets=BUCKETS, database_dir=str(directory))
+    kernels = compiled.metadata["kernels"]
+    assert all(kernel["tuned"] and kernel["trials"] >= 1 for kernel in kernels), kernels
+    assert compiled.metadata["tuning_database"] == str(directory)
+    x = torch.randn(40, *SHAPE, generator=torch.Generator().manual_seed(2))
+    result = check_against_eager(compiled, model, x, varying=False)  # two gates: few distinct patterns
+    assert 0.0 < np.concatenate(result.decisions, axis=1).mean() < 1.0
+
+
+def test_tuning_again_resumes_from_the_database(tuned):
+    model, directory, _ = tuned
+    again = tune_model(model, SHAPE, "x86", 40, str(directory), channel_buckets=BUCKETS, show_progress=False)
+    assert again.trials_before == 40 and again.trials_measured == 0
+
+
+def test_kernels_without_records_are_named_and_marked_untuned(tuned, caplog):
+    _, directory, _ = tuned
+    other = tiny_model(width=6)  # other shapes: no record matches
+    with caplog.at_level(logging.WARNING):
+        compiled = compile_model(other, "tiny6", SHAPE, channel_buckets=BUCKETS, database_dir=str(directory))
+    untuned = [kernel["name"] for kernel in compiled.metadata["kernels"] if not kernel["tuned"]]
+    assert untuned and "have no tuning record" in caplog.text and untuned[0] in caplog.text
+
+
+def test_a_database_is_for_one_target(tuned, tmp_path):
+    _, directory, _ = tuned
+    other = {**get_target("x86").config(), "mcpu": "x86-64"}
+    with pytest.raises(DatabaseError, match="holds records for target"):
+        TuningDatabase(directory, other)
+    with pytest.raises(DatabaseError, match="is not a tuning database"):
+        TuningDatabase(tmp_path, other)
