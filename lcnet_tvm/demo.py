@@ -14,6 +14,7 @@ from .flops import FlopsCounter
 from .gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM
 from .gates import WithGateScores
 from .runtime import CompiledModel
+from .shipped_tuning import target_and_records
 from .timing import measure_interleaved
 from .train import evaluate, gate_statistics
 from .verify import compare_with_eager
@@ -63,10 +64,11 @@ def run_demo(
     model = loaded.model.eval()
     counter = FlopsCounter.from_model(model, loaded.config.input_shape)
     eager = evaluate(model, dataset.x_test, dataset.y_test, counter)
+    target_name, records = target_and_records(loaded.name)
     systems = {
         form: compile_model(
-            model, loaded.name, loaded.config.input_shape, "x86", extra_metadata={"source": loaded.source},
-            gate_form=form, channel_buckets=channel_buckets,
+            model, loaded.name, loaded.config.input_shape, target_name, extra_metadata={"source": loaded.source},
+            gate_form=form, channel_buckets=channel_buckets, database_dir=records,
         )
         for form in dict.fromkeys(["mask", gate_form])
     }
@@ -76,6 +78,7 @@ def run_demo(
     decided = result.decided_flops / counter.dense_flops
     latency = measure_latency(systems, model, dataset.x_test[:1], latency_iterations)
     tuned = [kernel for kernel in compiled.metadata["kernels"] if kernel["tuned"]]
+    tuning = {f"tvm-{form}": _tuning_summary(system) for form, system in systems.items()}
     return {
         "model": loaded.name,
         "source": loaded.source,
@@ -97,7 +100,15 @@ def run_demo(
         "gates": gate_statistics(compiled.gates, result.decisions),
         **agree.to_json(),
         "latency_batch1": latency,
+        "tuning": tuning,
+        "tuning_database": records,
     }
+
+
+def _tuning_summary(compiled: CompiledModel) -> dict:
+    kernels = compiled.metadata["kernels"]
+    tuned = [kernel for kernel in kernels if kernel["tuned"]]
+    return {"kernels": len(kernels), "tuned": len(tuned), "trials": sum(kernel["trials"] for kernel in tuned)}
 
 
 def format_report(report: dict) -> str:
@@ -106,7 +117,7 @@ def format_report(report: dict) -> str:
         f"model      {report['model']} ({report['source']})",
         f"data       {report['dataset']} held-out split, {report['samples']} images",
         f"target     {report['target']}: {report['kernels']} kernels, {report['kernels_tuned']} tuned "
-        f"({report['tuning_trials']} trials)",
+        f"({report['tuning_trials']} trials measured for them)",
         f"accuracy   compiled {report['accuracy']:.2%}, eager {report['eager_accuracy']:.2%}",
         f"FLOPs      dense {report['dense_gflops'] * 1e3:.1f} MFLOPs/image; executed by the compiled code, mean "
         f"{report['executed_flops_fraction']:.3f} of dense (per image {report['executed_flops_fraction_range'][0]:.3f}"
@@ -123,18 +134,26 @@ def format_report(report: dict) -> str:
     ]
     latency = report["latency_batch1"]
     eager_ms = latency["eager-mask"]["median_ms"]
-    tuning = "untuned" if not report["kernels_tuned"] else f"{report['tuning_trials']} tuning trials"
     lines += [
         f"agreement  ({report['gate_form']} gates) max |logit diff| {report['max_abs_error']:.2e}; gate decisions "
         f"equal {report['gate_agreement']:.4%}; predictions equal {report['prediction_agreement']:.2%}",
-        f"latency    batch 1, median (p90) of {latency['eager-mask']['iterations']} interleaved runs, TVM kernels "
-        f"{tuning}:",
+        f"latency    batch 1, median (p90) of {latency['eager-mask']['iterations']} interleaved runs "
+        f"(records: {report['tuning_database'] or 'none'}):",
     ]
     lines += [
         f"  {name:<12} {timing['median_ms']:8.2f} ms ({timing['p90_ms']:.2f})  {timing['median_ms'] / eager_ms:5.2f}x eager"
+        f"{_tuning_label(report['tuning'].get(name))}"
         for name, timing in latency.items()
     ]
     return "\n".join(lines)
+
+
+def _tuning_label(summary: dict | None) -> str:
+    if summary is None:
+        return ""
+    if not summary["tuned"]:
+        return f"   kernels untuned (0 of {summary['kernels']} tuned, 0 trials)"
+    return f"   {summary['tuned']} of {summary['kernels']} kernels tuned ({summary['trials']} trials)"
 
 
 def _percent(value) -> str:

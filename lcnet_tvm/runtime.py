@@ -107,11 +107,24 @@ class CompiledModel:
         self._library = library
         self.target = get_target(metadata["target_name"])
         self._executable = executable
-        self._device = self.target.device()
-        self._vm = relax.VirtualMachine(executable, self._device)
+        self._vm_instance: relax.VirtualMachine | None = None
         self._flops = FlopsCounter.from_json(metadata["flops"])
         # The Relax VM keeps per-call state: one caller at a time per loaded model.
         self._lock = threading.Lock()
+
+    @property
+    def _vm(self) -> relax.VirtualMachine:
+        """The VM, started on first use: an artifact for another device can be compiled and saved here."""
+        if self._vm_instance is None:
+            self.target.check_runnable(self.metadata["target"])
+            self._device = self.target.device()
+            self._vm_instance = relax.VirtualMachine(self._executable, self._device)
+        return self._vm_instance
+
+    @property
+    def executable(self) -> tvm.runtime.Module:
+        """The compiled Relax VM executable (its ``mod`` holds the kernels' device code)."""
+        return self._executable
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -200,8 +213,9 @@ class CompiledModel:
         padded = np.concatenate([x, np.repeat(x[-1:], -count % batch, axis=0)])
         chunks = []
         with self._lock:
+            main = self._vm["main"]
             for start in range(0, len(padded), batch):
-                outputs = self._vm["main"](tvm.runtime.tensor(padded[start : start + batch], self._device))
+                outputs = main(tvm.runtime.tensor(padded[start : start + batch], self._device))
                 chunks.append([output.numpy() for output in outputs])
         gates = len(self.metadata["gates"])
         logits, *scores = (np.concatenate(parts)[:count] for parts in zip(*(chunk[: 1 + gates] for chunk in chunks)))

@@ -9,6 +9,8 @@ import tvm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
+from lcnet_tvm.native_stderr import quiet_native_noise
+
 
 def build_candidate(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.runtime.Module:
     """MetaSchedule's default build, minus its ``import tvm.s_tir.tensor_intrin``.
@@ -43,7 +45,8 @@ class InProcessBuilder(ms.builder.PyBuilder):
         results = []
         for build_input in build_inputs:
             try:
-                library = build_candidate(build_input.mod, build_input.target)
+                with quiet_native_noise():
+                    library = build_candidate(build_input.mod, build_input.target)
                 path = os.path.join(tempfile.mkdtemp(prefix="lcnet-candidate-"), "candidate.tar")
                 if self.export is None:
                     from tvm.support.tar import tar  # noqa: PLC0415

@@ -101,7 +101,7 @@ class _Progress(ms.measure_callback.PyMeasureCallback):
                 self.best[name] = min(self.best.get(name, math.inf), seconds)
         self.bar.update(len(measure_candidates))
         best = self.best.get(name)
-        self.bar.set_postfix_str(f"{name[:32]} best {best * 1e3:.3f} ms" if best else name[:32])
+        self.bar.set_postfix_str(f"{name[:32]} best {best * 1e6:.1f} us" if best else name[:32])
 
 
 def tune_kernels(

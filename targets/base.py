@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 from collections.abc import Callable
 from types import ModuleType
 from dataclasses import dataclass
@@ -47,6 +48,12 @@ class TargetSpec:
         with quiet_native_noise():
             if self.linker:
                 from tvm.support import cc  # noqa: PLC0415 (only cross targets need it)
+
+                if shutil.which(self.linker) is None:
+                    raise TargetError(
+                        f"linking for {self.name} needs {self.linker}, which is not installed "
+                        "(Debian/Ubuntu: apt-get install g++-aarch64-linux-gnu)"
+                    )
 
                 executable.export_library(path, fcompile=cc.cross_compiler(self.linker))
             else:

@@ -66,8 +66,11 @@ def load_checkpoint_default():
         (("compile", "--batch-size", "0", "-o", "out"), "batch size must be at least 1, got 0"),
         (("run", "no_such_dir", "--input", "x.npy"), "does not exist"),
         (("train", "--target-flops", "1.5"), "target_flops must be in"),
+        (("tune", "--target", "aarch64", "--trials", "500", "--db", "db"), "tuning for aarch64 measures candidates on the device"),
+        (("compile", "--db", "nodb", "-o", "out"), "'nodb' is not a tuning database"),
+        (("compile", "--channel-buckets", "0", "-o", "out"), "channel buckets must be at least 1, got 0"),
     ],
-    ids=["model", "checkpoint", "target", "batch-size", "artifact", "train-config"],
+    ids=["model", "checkpoint", "target", "batch-size", "artifact", "train-config", "tune-device", "db", "buckets"],
 )
 def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
     completed = lcnet_tvm(*args, cwd=tmp_path)
