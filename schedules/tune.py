@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -87,13 +91,16 @@ class TuneReport:
 class _Progress(ms.measure_callback.PyMeasureCallback):
     """Advances the progress bar after every measured round."""
 
-    def __init__(self, bar: tqdm, names: list[str]):
+    def __init__(self, bar: tqdm, names: list[str], stop: threading.Event):
         super().__init__()
         self.bar = bar
         self.names = names
+        self.stop = stop
         self.best: dict[str, float] = {}
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
+        if self.stop.is_set():
+            raise _StopRequested  # ends this task's search; its measured records are already committed
         name = self.names[0]  # one task per tuning call
         for result in runner_results:
             if result.error_msg is None and result.run_secs:
@@ -102,6 +109,37 @@ class _Progress(ms.measure_callback.PyMeasureCallback):
         self.bar.update(len(measure_candidates))
         best = self.best.get(name)
         self.bar.set_postfix_str(f"{name[:32]} best {best * 1e6:.1f} us" if best else name[:32])
+
+
+class _StopRequested(Exception):
+    """Raised in MetaSchedule's callback once Ctrl-C was pressed."""
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c(bar: tqdm):
+    """Ctrl-C sets the yielded event instead of raising.
+
+    A KeyboardInterrupt raised while MetaSchedule's C++ loop calls back into
+    Python is swallowed there and tuning carries on; an event the driver checks
+    between rounds and tasks really stops it.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def request_stop(_signum, _frame):
+        if not stop.is_set():
+            bar.write("stopping after the round in flight (Ctrl-C again to kill; records so far are kept)", file=sys.stderr)
+            stop.set()
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def tune_kernels(
@@ -122,10 +160,14 @@ def tune_kernels(
     total = sum(task.budget for task in tasks)
     builder = InProcessBuilder()
     started = time.perf_counter()
-    interrupted = False
-    with tqdm(total=total, initial=trials_before, unit="trial", disable=not show_progress, desc="tuning") as bar:
+    with (
+        tqdm(total=total, initial=trials_before, unit="trial", disable=not show_progress, desc="tuning") as bar,
+        _stop_on_ctrl_c(bar) as stop,
+    ):
         for task in (task for task in tasks if task.remaining):
-            progress = _Progress(bar, [task.name])
+            if stop.is_set():
+                break
+            progress = _Progress(bar, [task.name], stop)
             context = ms.TuneContext(
                 mod=task.mod, target=target, space_generator="post-order-apply", search_strategy="evolutionary",
                 task_name=task.name, num_threads="physical",
@@ -142,9 +184,10 @@ def tune_kernels(
                     database=database.database,
                     measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"), progress],
                 )
-            except KeyboardInterrupt:
-                interrupted = True
-                break
+            except Exception:
+                if not stop.is_set():
+                    raise
+        interrupted = stop.is_set()
     measured = sum(database.trials_by_workload().get(workload_key(t.mod), 0) for t in tasks) - sum(
         task.done for task in tasks
     )

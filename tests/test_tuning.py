@@ -86,3 +86,37 @@ def test_a_database_is_for_one_target(tuned, tmp_path):
         TuningDatabase(directory, other)
     with pytest.raises(DatabaseError, match="is not a tuning database"):
         TuningDatabase(tmp_path, other)
+
+
+TUNE_SCRIPT = """
+import sys
+from tests.test_tuning import tiny_model, SHAPE, BUCKETS
+from lcnet_tvm.compiler import tune_model
+report = tune_model(tiny_model(), SHAPE, "x86", 40, sys.argv[1], channel_buckets=BUCKETS, show_progress=False)
+print("interrupted" if report.interrupted else "finished", report.trials_before + report.trials_measured)
+"""
+
+
+def test_ctrl_c_stops_tuning_keeps_records_and_a_rerun_finishes_the_budget(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    records = tmp_path / "db" / "database_tuning_record.json"
+    command = [sys.executable, "-c", TUNE_SCRIPT, str(tmp_path / "db")]
+    root = Path(__file__).parent.parent
+    tuning = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 300
+    while not (records.exists() and records.read_text().count("\n") >= 3) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    tuning.send_signal(signal.SIGINT)
+    stdout, _ = tuning.communicate(timeout=300)
+    state, trials = stdout.splitlines()[-1].split()
+    assert tuning.returncode == 0 and state == "interrupted", stdout
+    kept = records.read_text().count("\n")
+    assert 3 <= kept < 40 and int(trials) == kept
+    resumed = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert resumed.stdout.splitlines()[-1].split() == ["finished", "40"], resumed.stdout + resumed.stderr
+    assert records.read_text().count("\n") == 40  # as many trials as an uninterrupted run
