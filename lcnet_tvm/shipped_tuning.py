@@ -3,20 +3,58 @@
 ``tuning/<target>/<architecture>/`` is a tuning database for that zoo
 architecture at its own input size, batch 1, gated form, default buckets.
 Records depend on kernel shapes only, so they serve every checkpoint of the
-architecture.
+architecture. The database files are shipped gzip-compressed (MetaSchedule's
+workload JSON holds every kernel's TensorIR and compresses 15x) and unpacked
+into a cache directory on first use, because MetaSchedule reads plain files.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
-from lcnet_tvm.schedules.database import TARGET_FILE
+from lcnet_tvm.schedules.database import RECORDS_FILE, TARGET_FILE, WORKLOADS_FILE
 from lcnet_tvm.targets import get_target
 
 logger = logging.getLogger(__name__)
 
 SHIPPED_TUNING_DIR = Path(__file__).parent / "tuning"
+COMPRESSED_FILES = (WORKLOADS_FILE + ".gz", RECORDS_FILE + ".gz")
+
+
+def cache_root() -> Path:
+    """Where shipped databases are unpacked: ``$LCNET_TVM_CACHE`` or ``~/.cache/lcnet_tvm``."""
+    configured = os.environ.get("LCNET_TVM_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "lcnet_tvm"
+
+
+def unpacked_database(shipped: Path) -> Path:
+    """A plain-file copy of the shipped database ``shipped``, unpacked once per content."""
+    digest = hashlib.sha256()
+    for name in (TARGET_FILE, *COMPRESSED_FILES):
+        digest.update((shipped / name).read_bytes())
+    destination = cache_root() / "tuning" / shipped.parent.name / f"{shipped.name}-{digest.hexdigest()[:16]}"
+    if destination.is_dir():
+        return destination
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    # Unpack beside the destination and rename, so a concurrent or interrupted run never sees half a database.
+    staging = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=destination.parent))
+    try:
+        shutil.copyfile(shipped / TARGET_FILE, staging / TARGET_FILE)
+        for name in COMPRESSED_FILES:
+            with gzip.open(shipped / name, "rb") as source, open(staging / name.removesuffix(".gz"), "wb") as target:
+                shutil.copyfileobj(source, target)
+        os.replace(staging, destination)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not destination.is_dir():  # another process may have won the rename
+            raise
+    return destination
 
 
 def shipped_records(architecture: str) -> tuple[str, Path] | None:
@@ -24,10 +62,10 @@ def shipped_records(architecture: str) -> tuple[str, Path] | None:
     if not SHIPPED_TUNING_DIR.is_dir():
         return None
     for target_dir in sorted(path for path in SHIPPED_TUNING_DIR.iterdir() if path.is_dir()):
-        database = target_dir / architecture
+        shipped = target_dir / architecture
         spec = get_target(target_dir.name)
-        if (database / TARGET_FILE).exists() and spec.runnable_here(spec.config()) is None:
-            return spec.name, database
+        if (shipped / TARGET_FILE).exists() and spec.runnable_here(spec.config()) is None:
+            return spec.name, unpacked_database(shipped)
     return None
 
 

@@ -1,5 +1,6 @@
 """Tuning: budget spread, records applied and recorded per kernel, resume, databases for one target only."""
 
+import gzip
 import logging
 
 import numpy as np
@@ -11,6 +12,7 @@ from lcnet_tvm.errors import DatabaseError, LcnetError
 from lcnet_tvm.models import LCResNet, zoo_config
 from lcnet_tvm.schedules.database import TuningDatabase
 from lcnet_tvm.schedules.tune import KernelTask, spread_budget
+from lcnet_tvm.shipped_tuning import COMPRESSED_FILES, SHIPPED_TUNING_DIR, unpacked_database
 from lcnet_tvm.targets import get_target
 
 from .conftest import randomize
@@ -120,3 +122,17 @@ def test_ctrl_c_stops_tuning_keeps_records_and_a_rerun_finishes_the_budget(tmp_p
     resumed = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
     assert resumed.stdout.splitlines()[-1].split() == ["finished", "40"], resumed.stdout + resumed.stderr
     assert records.read_text().count("\n") == 40  # as many trials as an uninterrupted run
+
+
+@pytest.mark.parametrize("shipped", sorted(SHIPPED_TUNING_DIR.glob("*/*/target.json")), ids=lambda path: path.parent.name)
+def test_shipped_records_unpack_once_into_the_cache(shipped, tmp_path, monkeypatch):
+    monkeypatch.setenv("LCNET_TVM_CACHE", str(tmp_path))
+    directory = shipped.parent
+    unpacked = unpacked_database(directory)
+    assert unpacked.is_relative_to(tmp_path)
+    for name in COMPRESSED_FILES:
+        assert (unpacked / name.removesuffix(".gz")).read_bytes() == gzip.decompress((directory / name).read_bytes())
+    assert unpacked_database(directory) == unpacked
+    assert [path.name for path in unpacked.parent.iterdir()] == [unpacked.name], "no staging directory left behind"
+    spec = get_target(directory.parent.name)
+    assert sum(TuningDatabase(unpacked, spec.config()).trials_by_workload().values()) > 0
