@@ -20,6 +20,8 @@ BUCKETS_HELP = (
     f"static channel counts per channel gate: ceil(C*i/N), i=1..N (default {DEFAULT_CHANNEL_BUCKETS}); "
     "more buckets waste less work on padding channels but compile more kernels"
 )
+RPC_HELP = "a TVM RPC device: HOST:PORT (an rpc_server) or KEY@HOST:PORT (an rpc_tracker and the device key)"
+RPC_TIMEOUT_HELP = "seconds one RPC session may take (default 60; an emulated device needs minutes)"
 MODEL_HELP = "zoo name (lcnet_resnet20_cifar, ...) or checkpoint .pt (default: the shipped digits checkpoint)"
 
 
@@ -32,6 +34,15 @@ def cmd_demo(args) -> None:
 
     report = run_demo(args.model, args.cifar10, args.latency_iterations, args.gates, args.channel_buckets)
     print(format_report(report))
+    if args.json:
+        _write_json(args.json, report)
+
+
+def cmd_bench(args) -> None:
+    from .bench import format_bench, run_bench  # noqa: PLC0415
+
+    report = run_bench(args.model, args.target, args.db, args.iterations)
+    print(format_bench(report))
     if args.json:
         _write_json(args.json, report)
 
@@ -86,6 +97,12 @@ def cmd_compile(args) -> None:
     )
 
 
+def _remote(args):
+    from .targets.remote import RemoteDevice  # noqa: PLC0415
+
+    return RemoteDevice.parse(args.rpc, args.rpc_timeout) if args.rpc else None
+
+
 def cmd_tune(args) -> None:
     from .checkpoint import resolve_model  # noqa: PLC0415
     from .compiler import tune_model  # noqa: PLC0415
@@ -93,7 +110,7 @@ def cmd_tune(args) -> None:
     loaded = resolve_model(args.model, args.input_size)
     report = tune_model(
         loaded.model, loaded.config.input_shape, args.target, args.trials, args.db, args.batch_size, args.gates,
-        args.channel_buckets,
+        args.channel_buckets, remote=_remote(args),
     )
     state = "stopped by Ctrl-C; every measured record is kept" if report.interrupted else "done"
     print(
@@ -119,7 +136,7 @@ def _load_input(path: str):
 def cmd_run(args) -> None:
     from .runtime import CompiledModel  # noqa: PLC0415
 
-    compiled = CompiledModel.load(args.artifact)
+    compiled = CompiledModel.load(args.artifact, _remote(args))
     result = compiled.run(_load_input(args.input))
     gates = compiled.gates
     fractions = result.executed_flops / compiled.dense_flops
@@ -225,12 +242,24 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--input-size", type=int, help="input resolution for a zoo model (default: its own)")
     tune.add_argument("--gates", choices=GATE_FORMS, default=DEFAULT_GATE_FORM, help=GATES_HELP)
     tune.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
+    tune.add_argument("--rpc", metavar="KEY@HOST:PORT", help="measure on the devices behind this RPC tracker")
+    tune.add_argument("--rpc-timeout", type=float, default=60.0, metavar="S", help=RPC_TIMEOUT_HELP)
     tune.set_defaults(handler=cmd_tune)
+
+    bench = commands.add_parser("bench", help="latency side by side: PyTorch eager, TVM untuned, TVM tuned (batch 1)")
+    bench.add_argument("--model", help=MODEL_HELP)
+    bench.add_argument("--target", help="target (default: the shipped records' target, or x86)")
+    bench.add_argument("--db", metavar="DIR", help="tuning database (default: the shipped records for the model)")
+    bench.add_argument("--iterations", type=int, default=100, metavar="N", help="interleaved timed rounds (default 100)")
+    bench.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+    bench.set_defaults(handler=cmd_bench)
 
     run = commands.add_parser("run", help="run a compiled artifact on an NCHW float32 .npy batch")
     run.add_argument("artifact", metavar="DIR")
     run.add_argument("--input", required=True, metavar="FILE.npy")
     run.add_argument("--json", metavar="OUT", help="also write the per-sample results as JSON")
+    run.add_argument("--rpc", metavar="ADDRESS", help=RPC_HELP)
+    run.add_argument("--rpc-timeout", type=float, default=60.0, metavar="S", help=RPC_TIMEOUT_HELP)
     run.set_defaults(handler=cmd_run)
 
     train = commands.add_parser("train", help="train an LC-Net with a FLOPs penalty")

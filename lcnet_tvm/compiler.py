@@ -15,9 +15,11 @@ from lcnet_tvm.gate_forms import channel_buckets as gate_buckets
 from lcnet_tvm.passes.executed_work import lowered_gates
 from lcnet_tvm.passes.find_gates import find_gate_regions
 from lcnet_tvm.passes.pipeline import finalize_pipeline, graph_pipeline, kernel_pipeline, schedule_pipeline
+from lcnet_tvm.schedules.builder import InProcessBuilder
 from lcnet_tvm.schedules.database import SCHEDULED_ATTR, TuningDatabase, kernel_module, workload_key
 from lcnet_tvm.schedules.tune import TuneReport, kernel_tasks, spread_budget, tune_kernels
 from lcnet_tvm.targets import TargetSpec, get_target
+from lcnet_tvm.targets.remote import RemoteDevice
 
 from . import __version__
 from .errors import LcnetError
@@ -68,24 +70,27 @@ def tune_model(
     gate_form: str = DEFAULT_GATE_FORM,
     channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
     show_progress: bool = True,
+    remote: RemoteDevice | None = None,
 ) -> TuneReport:
     """Tune every kernel of the compiled ``model`` for ``target_name``, recording into ``database_dir``.
 
     The budget of ``trials`` measured candidates is spread over the kernels by
     expected runtime share; re-running with the same database resumes.
+    Candidates are measured on this machine, or through the RPC tracker ``remote``.
     """
     _validate_options(batch_size, gate_form, channel_buckets)
     spec = get_target(target_name)
     target_config = spec.config()
     target = spec.tvm_target(target_config)
-    runner = spec.tuning_runner(target_config)
+    runner = spec.tuning_runner(target_config, remote)
+    builder = InProcessBuilder(link=spec.library_compiler())
     database = TuningDatabase(database_dir, target_config, create=True)
     imported = import_model(model, (batch_size, *input_shape))
     _, kernels = lower_to_kernels(imported, spec, target, gate_form, channel_buckets)
     tasks = kernel_tasks(kernels, target)
     spread_budget(tasks, trials)
     logger.info("tuning %d kernels for %s with %d trials", len(tasks), target_name, trials)
-    return tune_kernels(tasks, target, database, runner, show_progress)
+    return tune_kernels(tasks, target, database, runner, builder, show_progress)
 
 
 def compile_model(

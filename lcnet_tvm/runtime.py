@@ -24,6 +24,7 @@ import tvm
 from tvm import relax
 
 from lcnet_tvm.targets import get_target
+from lcnet_tvm.targets.remote import RemoteDevice
 
 from .errors import ArtifactError, InputError, LcnetError
 from .flops import FlopsCounter
@@ -101,29 +102,48 @@ def _read_metadata(directory: Path) -> dict:
 class CompiledModel:
     """A compiled LC-Net: call :meth:`run` on an NCHW float32 batch (numpy or CPU torch tensor)."""
 
-    def __init__(self, executable: tvm.runtime.Module, metadata: dict, library: Path | None = None):
+    def __init__(
+        self,
+        executable: tvm.runtime.Module | None,
+        metadata: dict,
+        library: Path | None = None,
+        remote: RemoteDevice | None = None,
+    ):
         self.metadata = metadata
         # A loaded library cannot be exported again: saving copies its file instead.
         self._library = library
         self.target = get_target(metadata["target_name"])
         self._executable = executable
-        self._vm_instance: relax.VirtualMachine | None = None
+        #: Where it runs: this machine, or a TVM RPC device (the library is uploaded and run there).
+        self.remote = remote
+        self._call_instance = None
         self._flops = FlopsCounter.from_json(metadata["flops"])
         # The Relax VM keeps per-call state: one caller at a time per loaded model.
         self._lock = threading.Lock()
 
     @property
-    def _vm(self) -> relax.VirtualMachine:
-        """The VM, started on first use: an artifact for another device can be compiled and saved here."""
-        if self._vm_instance is None:
-            self.target.check_runnable(self.metadata["target"])
-            self._device = self.target.device()
-            self._vm_instance = relax.VirtualMachine(self._executable, self._device)
-        return self._vm_instance
+    def _call(self):
+        """``batch -> outputs``, set up on first use: an artifact for another device can be compiled and saved here."""
+        if self._call_instance is None:
+            if self.remote is None:
+                self.target.check_runnable(self.metadata["target"])
+                self._call_instance = _local_call(self._executable, self.target.device())
+            else:
+                self._call_instance = _remote_call(self._library_file(), self.target.device_type, self.remote)
+        return self._call_instance
+
+    def _library_file(self) -> Path:
+        if self._library is None:
+            staging = Path(tempfile.mkdtemp(prefix="lcnet-upload-"))
+            self.target.export_library(self._executable, str(staging / LIBRARY_FILE))
+            self._library = staging / LIBRARY_FILE
+        return self._library
 
     @property
     def executable(self) -> tvm.runtime.Module:
         """The compiled Relax VM executable (its ``mod`` holds the kernels' device code)."""
+        if self._executable is None:
+            raise ArtifactError("this artifact was loaded to run on a remote device; load it without remote= to inspect it")
         return self._executable
 
     @property
@@ -140,7 +160,8 @@ class CompiledModel:
         return self._flops.dense_flops
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> CompiledModel:
+    def load(cls, directory: str | os.PathLike, remote: RemoteDevice | None = None) -> CompiledModel:
+        """Load an artifact to run here, or on the RPC device ``remote`` (its library is uploaded there)."""
         directory = Path(directory)
         metadata = _read_metadata(directory)
         library = directory / LIBRARY_FILE
@@ -149,6 +170,8 @@ class CompiledModel:
             raise ArtifactError(f"{str(library)!r} is missing; recompile the artifact")
         if _sha256(library) != expected:
             raise ArtifactError(f"{str(library)!r} does not match its recorded checksum (corrupt or replaced); recompile it")
+        if remote is not None:
+            return cls(None, metadata, library, remote)
         get_target(metadata.get("target_name", "?")).check_runnable(metadata.get("target", {}))
         try:
             with quiet_native_noise():
@@ -211,12 +234,9 @@ class CompiledModel:
         # Pad the last chunk with copies of its last sample: gates are decided per compiled batch
         # (a block or channel runs if any sample keeps it), and a copy adds no decision of its own.
         padded = np.concatenate([x, np.repeat(x[-1:], -count % batch, axis=0)])
-        chunks = []
         with self._lock:
-            main = self._vm["main"]
-            for start in range(0, len(padded), batch):
-                outputs = main(tvm.runtime.tensor(padded[start : start + batch], self._device))
-                chunks.append([output.numpy() for output in outputs])
+            call = self._call
+            chunks = [call(padded[start : start + batch]) for start in range(0, len(padded), batch)]
         gates = len(self.metadata["gates"])
         logits, *scores = (np.concatenate(parts)[:count] for parts in zip(*(chunk[: 1 + gates] for chunk in chunks)))
         # A work flag covers a whole compiled batch: repeat it for each of the batch's samples.
@@ -225,6 +245,37 @@ class CompiledModel:
             for index, score in enumerate(scores)
         ]
         return RunResult(logits, scores, computed, self._flops)
+
+
+def _local_call(executable: tvm.runtime.Module, device: tvm.runtime.Device):
+    main = relax.VirtualMachine(executable, device)["main"]
+
+    def call(batch: np.ndarray) -> list[np.ndarray]:
+        return [output.numpy() for output in main(tvm.runtime.tensor(batch, device))]
+
+    return call
+
+
+def _remote_call(library: Path, device_type: str, remote: RemoteDevice):
+    """Run on an RPC device: upload the library, drive the VM statefully (a direct call cannot cross RPC)."""
+    session = remote.connect()
+    remote_name = f"lcnet-{_sha256(library)[:16]}.so"
+    try:
+        session.upload(str(library), remote_name)
+        vm = relax.VirtualMachine(session.load_module(remote_name), session.device(device_type, 0))
+    except Exception as error:  # TVM raises its own errors for a library the device cannot load
+        raise ArtifactError(
+            f"RPC device {remote} cannot load {str(library)!r}: {str(error).splitlines()[0]}; "
+            "compile it for that device's target"
+        ) from None
+    device = session.device(device_type, 0)
+
+    def call(batch: np.ndarray) -> list[np.ndarray]:
+        vm.set_input("main", tvm.runtime.tensor(batch, device))
+        vm.invoke_stateful("main")
+        return [output.numpy() for output in vm.get_outputs("main")]
+
+    return call
 
 
 __all__ = ["ARTIFACT_FORMAT", "CompiledModel", "LcnetError", "RunResult"]

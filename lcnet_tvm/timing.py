@@ -8,9 +8,15 @@ from collections.abc import Callable
 import numpy as np
 
 
-def measure_interleaved(systems: dict[str, Callable[[], object]], iterations: int, warmup: int = 3) -> dict[str, dict]:
+def measure_interleaved(
+    systems: dict[str, Callable[[], object]],
+    iterations: int,
+    warmup: int = 3,
+    after_round: Callable[[], object] | None = None,
+) -> dict[str, dict]:
     """Call each system ``warmup`` times, then ``iterations`` rounds of one call each, in turn.
 
+    ``after_round`` (untimed) runs after each round, e.g. to move on to the next input.
     Returns per system its median, p90 and p99 latency in milliseconds.
     """
     for run in systems.values():
@@ -22,6 +28,8 @@ def measure_interleaved(systems: dict[str, Callable[[], object]], iterations: in
             started = time.perf_counter()
             run()
             samples[name].append((time.perf_counter() - started) * 1e3)
+        if after_round is not None:
+            after_round()
     return {
         name: {
             "median_ms": float(np.median(values)),

@@ -33,13 +33,13 @@ class InProcessBuilder(ms.builder.PyBuilder):
     the builder's timeout: every candidate then "fails to build" and tuning
     silently measures nothing). Building a candidate takes well under a second,
     so building in-process is far faster for the many small kernels of a gated
-    model. ``export`` packs the library the way the runner expects (TVM's tar
-    by default; a cross compiler for remote devices).
+    model. ``link`` is the target's ``fcompile`` (``None``: the host's g++):
+    candidates are shared libraries linked here, so a device needs no compiler.
     """
 
-    def __init__(self, export=None):
+    def __init__(self, link=None):
         super().__init__()
-        self.export = export
+        self.link = link
 
     def build(self, build_inputs):
         results = []
@@ -47,14 +47,8 @@ class InProcessBuilder(ms.builder.PyBuilder):
             try:
                 with quiet_native_noise():
                     library = build_candidate(build_input.mod, build_input.target)
-                path = os.path.join(tempfile.mkdtemp(prefix="lcnet-candidate-"), "candidate.tar")
-                if self.export is None:
-                    from tvm.support.tar import tar  # noqa: PLC0415
-
-                    library.export_library(path, fcompile=tar)
-                else:
-                    path = path[: -len(".tar")] + ".so"
-                    library.export_library(path, fcompile=self.export)
+                path = os.path.join(tempfile.mkdtemp(prefix="lcnet-candidate-"), "candidate.so")
+                library.export_library(path, fcompile=self.link)
                 results.append(ms.builder.BuilderResult(path, None))
             except Exception as error:  # a candidate that fails to build is a failed trial, not a failed tune
                 results.append(ms.builder.BuilderResult(None, f"{type(error).__name__}: {error}"))

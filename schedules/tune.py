@@ -19,7 +19,6 @@ from tvm.s_tir.analysis import estimate_tir_flops
 
 from lcnet_tvm.errors import LcnetError
 
-from .builder import InProcessBuilder
 from .database import TuningDatabase, workload_key
 
 logger = logging.getLogger(__name__)
@@ -147,6 +146,7 @@ def tune_kernels(
     target: tvm.target.Target,
     database: TuningDatabase,
     runner: ms.runner.Runner,
+    builder: ms.builder.Builder,
     show_progress: bool = True,
 ) -> TuneReport:
     """Tune each task up to its budget, resuming from what ``database`` already holds.
@@ -158,7 +158,6 @@ def tune_kernels(
         task.done = done.get(workload_key(task.mod), 0)
     trials_before = sum(min(task.done, task.budget) for task in tasks)
     total = sum(task.budget for task in tasks)
-    builder = InProcessBuilder()
     started = time.perf_counter()
     with (
         tqdm(total=total, initial=trials_before, unit="trial", disable=not show_progress, desc="tuning") as bar,

@@ -13,6 +13,8 @@ import tvm
 from lcnet_tvm.errors import TargetError
 from lcnet_tvm.native_stderr import quiet_native_noise
 
+from .remote import RemoteDevice
+
 
 @dataclass(frozen=True)
 class TargetSpec:
@@ -44,31 +46,43 @@ class TargetSpec:
     def device(self) -> tvm.runtime.Device:
         return tvm.device(self.device_type, 0)
 
+    def library_compiler(self) -> Callable | None:
+        """How libraries for this target are linked: ``fcompile`` for ``export_library`` (``None``: the host's)."""
+        if not self.linker:
+            return None
+        if shutil.which(self.linker) is None:
+            raise TargetError(
+                f"linking for {self.name} needs {self.linker}, which is not installed "
+                "(Debian/Ubuntu: apt-get install g++-aarch64-linux-gnu)"
+            )
+        from tvm.support import cc  # noqa: PLC0415 (only cross targets need it)
+
+        return cc.cross_compiler(self.linker)
+
     def export_library(self, executable, path: str) -> None:
+        compiler = self.library_compiler()
         with quiet_native_noise():
-            if self.linker:
-                from tvm.support import cc  # noqa: PLC0415 (only cross targets need it)
+            executable.export_library(path, fcompile=compiler)
 
-                if shutil.which(self.linker) is None:
-                    raise TargetError(
-                        f"linking for {self.name} needs {self.linker}, which is not installed "
-                        "(Debian/Ubuntu: apt-get install g++-aarch64-linux-gnu)"
-                    )
-
-                executable.export_library(path, fcompile=cc.cross_compiler(self.linker))
-            else:
-                executable.export_library(path)
-
-    def tuning_runner(self, config: dict):
-        """Where MetaSchedule measures candidates: this machine, when it can run code for ``config``."""
-        reason = self.runnable_here(config)
-        if reason is not None:
-            raise TargetError(f"tuning for {self.name} measures candidates on the device, but {reason}")
+    def tuning_runner(self, config: dict, remote: RemoteDevice | None = None):
+        """Where MetaSchedule measures candidates: this machine, or the servers behind an RPC tracker."""
         from tvm.s_tir import meta_schedule as ms  # noqa: PLC0415 (only tuning needs it)
 
-        from lcnet_tvm.schedules.measure import alloc_in_bounds_arguments  # noqa: PLC0415
+        from lcnet_tvm.schedules import measure  # noqa: PLC0415
 
-        return ms.runner.LocalRunner(timeout_sec=30.0, f_alloc_argument=alloc_in_bounds_arguments)
+        if remote is not None:
+            return ms.runner.RPCRunner(
+                rpc_config=ms.runner.RPCConfig(remote.host, remote.port, remote.key, int(remote.timeout)),
+                f_alloc_argument=measure.alloc_in_bounds_arguments_remote,
+                max_workers=remote.free_servers(),
+            )
+        reason = self.runnable_here(config)
+        if reason is not None:
+            raise TargetError(
+                f"tuning for {self.name} measures candidates on the device, but {reason}; "
+                "measure on one through an RPC tracker (--rpc KEY@HOST:PORT)"
+            )
+        return ms.runner.LocalRunner(timeout_sec=30.0, f_alloc_argument=measure.alloc_in_bounds_arguments)
 
     def check_runnable(self, config: dict) -> None:
         """Raise :class:`TargetError` when a library built for ``config`` cannot run here."""

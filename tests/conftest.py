@@ -73,3 +73,14 @@ def inputs_for(digits, size: int, count: int, seed: int) -> torch.Tensor:
 @pytest.fixture(scope="session")
 def digits():
     return load_digits()
+
+
+@pytest.fixture(scope="session")
+def loopback_rpc(tmp_path_factory):
+    """TVM's RPC tracker with two servers (this machine's Python) on loopback, and a standalone server."""
+    import sys  # noqa: PLC0415
+
+    from .rpc_devices import rpc_devices  # noqa: PLC0415
+
+    with rpc_devices(tmp_path_factory.mktemp("rpc"), "x86-loopback", [sys.executable, sys.executable]) as devices:
+        yield devices

@@ -30,12 +30,18 @@ def tiny_model(width: int = 8) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def tuned(tmp_path_factory):
-    """A database tuned for the tiny model: (model, directory, report)."""
+def tuned(tmp_path_factory, loopback_rpc):
+    """A database tuned for the tiny model, candidates measured on two RPC servers: (model, directory, report).
+
+    (Measuring on this machine is tested by the Ctrl-C test.)
+    """
     model = tiny_model()
     directory = tmp_path_factory.mktemp("tuning") / "db"
     budget = 40  # the tiny model has 31 kernels
-    report = tune_model(model, SHAPE, "x86", budget, str(directory), channel_buckets=BUCKETS, show_progress=False)
+    report = tune_model(
+        model, SHAPE, "x86", budget, str(directory), channel_buckets=BUCKETS, show_progress=False,
+        remote=loopback_rpc.tracker,
+    )
     return model, directory, report
 
 
@@ -64,6 +70,11 @@ def test_every_kernel_is_tuned_and_the_artifact_says_so(tuned):
     x = torch.randn(40, *SHAPE, generator=torch.Generator().manual_seed(2))
     result = check_against_eager(compiled, model, x, varying=False)  # two gates: few distinct patterns
     assert 0.0 < np.concatenate(result.decisions, axis=1).mean() < 1.0
+
+
+def test_distributed_tuning_measured_candidates_on_both_servers(tuned, loopback_rpc):
+    served = loopback_rpc.sessions_served()
+    assert all(sessions > 0 for sessions in served) and sum(served) >= 40, served
 
 
 def test_tuning_again_resumes_from_the_database(tuned):

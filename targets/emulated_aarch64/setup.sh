@@ -45,9 +45,11 @@ cat > "$ROOT/python3" <<WRAPPER
 #!/bin/sh
 # aarch64 Python ${PYTHON_ABI} under qemu-user, with TVM's aarch64 wheels on its path.
 export PYTHONPATH="$ROOT/site-packages"
+# sys.executable: this wrapper, so the processes Python starts (TVM's RPC workers) are emulated too.
+export PYTHONEXECUTABLE="$ROOT/python3"
 exec qemu-aarch64-static -L "$ROOT/sysroot" "$ROOT/sysroot/usr/bin/python${PYTHON_ABI}" "\$@"
 WRAPPER
 chmod +x "$ROOT/python3"
 
-"$ROOT/python3" -c "import platform, tvm; print('emulated', platform.machine(), 'Python', platform.python_version(), 'TVM', tvm.__version__)"
+"$ROOT/python3" -c "import platform, sys, tvm; assert sys.executable == '$ROOT/python3'; print('emulated', platform.machine(), 'Python', platform.python_version(), 'TVM', tvm.__version__)"
 echo "emulated aarch64 device ready: $ROOT/python3 (set LCNET_TVM_ARM_ROOT=$ROOT if not the default)"

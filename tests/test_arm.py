@@ -1,0 +1,65 @@
+"""aarch64 on an emulated device: cross-compiled artifacts run over TVM RPC, and a short remote tuning run.
+
+Needs the environment made by ``targets/emulated_aarch64/setup.sh`` (qemu-user,
+the aarch64 cross g++, an aarch64 Python with TVM's runtime); run with ``-m arm``.
+Emulated timings say nothing about ARM speed: these tests check correctness only.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lcnet_tvm.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint
+from lcnet_tvm.compiler import compile_model, tune_model
+from lcnet_tvm.runtime import CompiledModel
+
+from .equivalence import check_against_eager
+from .rpc_devices import rpc_devices
+from .test_tuning import SHAPE, tiny_model
+
+pytestmark = pytest.mark.arm
+
+ROOT = Path(os.environ.get("LCNET_TVM_ARM_ROOT", Path.home() / ".cache" / "lcnet_tvm" / "aarch64"))
+#: An emulated session imports TVM in about 30 s and runs 10-50x slower than native.
+EMULATED_TIMEOUT = 600.0
+
+
+@pytest.fixture(scope="module")
+def emulated_aarch64(tmp_path_factory):
+    python = ROOT / "python3"
+    missing = [tool for tool in ("qemu-aarch64-static", "aarch64-linux-gnu-g++") if shutil.which(tool) is None]
+    if missing or not python.exists():
+        pytest.fail(f"the emulated aarch64 device is not set up (missing: {', '.join(missing) or python}); "
+                    "run `bash targets/emulated_aarch64/setup.sh` (as root) first")
+    with rpc_devices(tmp_path_factory.mktemp("arm-rpc"), "aarch64-emulated", [str(python)],
+                     timeout=EMULATED_TIMEOUT, start_timeout=300) as devices:
+        yield devices
+
+
+def test_the_gated_model_cross_compiled_for_aarch64_runs_on_the_device_like_eager(emulated_aarch64, digits, tmp_path):
+    loaded = load_checkpoint(SHIPPED_CHECKPOINT)
+    directory = compile_model(loaded.model, loaded.name, loaded.config.input_shape, "aarch64").save(tmp_path / "arm")
+    compiled = CompiledModel.load(directory, emulated_aarch64.server)
+    assert compiled.metadata["target"]["mtriple"] == "aarch64-linux-gnu"
+    assert all(gate["lowered"] for gate in compiled.metadata["gates"])
+    check_against_eager(compiled, loaded.model, digits.x_test[:12], varying=False)  # 12 inputs: too few for the variety check
+
+
+def test_a_short_tune_measures_on_the_emulated_device_and_its_records_are_applied(emulated_aarch64, tmp_path):
+    model = tiny_model()
+    database = tmp_path / "db"
+    compiled_untuned = compile_model(model, "tiny", SHAPE, "aarch64", channel_buckets=1)
+    trials = len(compiled_untuned.metadata["kernels"])  # one candidate per kernel: the remote path, not speed
+    report = tune_model(
+        model, SHAPE, "aarch64", trials, str(database), channel_buckets=1, show_progress=False,
+        remote=emulated_aarch64.tracker,
+    )
+    assert report.trials_measured == trials and not report.interrupted
+    assert emulated_aarch64.sessions_served()[0] >= trials
+    compiled = compile_model(model, "tiny", SHAPE, "aarch64", channel_buckets=1, database_dir=str(database))
+    assert all(kernel["tuned"] for kernel in compiled.metadata["kernels"]), compiled.metadata["kernels"]
+    on_device = CompiledModel.load(compiled.save(tmp_path / "tuned"), emulated_aarch64.tracker)
+    check_against_eager(on_device, model, torch.randn(8, *SHAPE, generator=torch.Generator().manual_seed(5)), varying=False)
