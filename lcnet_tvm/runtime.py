@@ -132,6 +132,17 @@ class CompiledModel:
                 self._call_instance = _remote_call(self._library_file(), self.target.device_type, self.remote)
         return self._call_instance
 
+    def close(self) -> None:
+        """Release the VM (on a remote device: end the RPC session, freeing the server for others)."""
+        with self._lock:
+            self._call_instance = None
+
+    def __enter__(self) -> CompiledModel:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
     def _library_file(self) -> Path:
         if self._library is None:
             staging = Path(tempfile.mkdtemp(prefix="lcnet-upload-"))

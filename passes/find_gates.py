@@ -7,9 +7,10 @@ import math
 from dataclasses import dataclass, field
 
 import networkx as nx
+import tvm
 from tvm import relax
 
-from .executed_work import flat_bindings, num_gates, returned_fields
+from .executed_work import flat_bindings, num_gates, require_work_flags, returned_fields
 
 logger = logging.getLogger(__name__)
 
@@ -226,3 +227,11 @@ def find_gate_regions(func: relax.Function, kinds: tuple[str, ...] = ("layer", "
             logger.warning("gate %d (%s) left in mask form: %s", index, region.kind, region.problem)
         regions.append(region)
     return regions
+
+
+def lowerable_regions(mod: tvm.IRModule, kind: str, pass_name: str) -> tuple[relax.Function, list[GateRegion]]:
+    """For a lowering pass: ``main`` without dataflow blocks (a ``relax.If`` cannot sit in one) and
+    its gates of ``kind`` that the analysis understood (the others stay in mask form)."""
+    require_work_flags(mod["main"], pass_name)
+    func = relax.transform.ToNonDataflow()(tvm.IRModule({"main": mod["main"]}))["main"]
+    return func, [region for region in find_gate_regions(func, (kind,)) if not region.problem]

@@ -10,8 +10,8 @@ from tvm import relax
 
 from lcnet_tvm.gate_forms import DEFAULT_CHANNEL_BUCKETS, channel_buckets
 
-from .executed_work import add_skip_function, flat_bindings, rebuild_main, require_work_flags, returned_fields, work_flag_position
-from .find_gates import GateRegion, find_gate_regions, op_name
+from .executed_work import add_skip_function, flat_bindings, rebuild_main, returned_fields, work_flag_position
+from .find_gates import GateRegion, lowerable_regions, op_name
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,7 @@ class LowerChannelGates:
         self.buckets = buckets
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        require_work_flags(mod["main"], "LowerChannelGates")
-        func = relax.transform.ToNonDataflow()(tvm.IRModule({"main": mod["main"]}))["main"]
-        regions = [region for region in find_gate_regions(func, ("channel",)) if not region.problem]
+        func, regions = lowerable_regions(mod, "channel", "LowerChannelGates")
         if not regions:
             return mod
         builder = relax.BlockBuilder(mod)

@@ -6,8 +6,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from .executed_work import add_skip_function, flat_bindings, rebuild_main, require_work_flags, returned_fields, work_flag_position
-from .find_gates import find_gate_regions
+from .executed_work import add_skip_function, flat_bindings, rebuild_main, returned_fields, work_flag_position
+from .find_gates import lowerable_regions
 
 
 @tvm.transform.module_pass(opt_level=0, name="LowerLayerGates")
@@ -36,9 +36,7 @@ class LowerLayerGates:
     """
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        require_work_flags(mod["main"], "LowerLayerGates")
-        func = relax.transform.ToNonDataflow()(tvm.IRModule({"main": mod["main"]}))["main"]
-        regions = [region for region in find_gate_regions(func, ("layer",)) if not region.problem]
+        func, regions = lowerable_regions(mod, "layer", "LowerLayerGates")
         if not regions:
             return mod
         moved = {var for region in regions for var in region.region}

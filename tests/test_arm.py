@@ -42,10 +42,10 @@ def emulated_aarch64(tmp_path_factory):
 def test_the_gated_model_cross_compiled_for_aarch64_runs_on_the_device_like_eager(emulated_aarch64, digits, tmp_path):
     loaded = load_checkpoint(SHIPPED_CHECKPOINT)
     directory = compile_model(loaded.model, loaded.name, loaded.config.input_shape, "aarch64").save(tmp_path / "arm")
-    compiled = CompiledModel.load(directory, emulated_aarch64.server)
-    assert compiled.metadata["target"]["mtriple"] == "aarch64-linux-gnu"
-    assert all(gate["lowered"] for gate in compiled.metadata["gates"])
-    check_against_eager(compiled, loaded.model, digits.x_test[:12], varying=False)  # 12 inputs: too few for the variety check
+    with CompiledModel.load(directory, emulated_aarch64.server) as compiled:
+        assert compiled.metadata["target"]["mtriple"] == "aarch64-linux-gnu"
+        assert all(gate["lowered"] for gate in compiled.metadata["gates"])
+        check_against_eager(compiled, loaded.model, digits.x_test[:12], varying=False)  # too few for the variety check
 
 
 def test_a_short_tune_measures_on_the_emulated_device_and_its_records_are_applied(emulated_aarch64, tmp_path):
@@ -61,5 +61,6 @@ def test_a_short_tune_measures_on_the_emulated_device_and_its_records_are_applie
     assert emulated_aarch64.sessions_served()[0] >= trials
     compiled = compile_model(model, "tiny", SHAPE, "aarch64", channel_buckets=1, database_dir=str(database))
     assert all(kernel["tuned"] for kernel in compiled.metadata["kernels"]), compiled.metadata["kernels"]
-    on_device = CompiledModel.load(compiled.save(tmp_path / "tuned"), emulated_aarch64.tracker)
-    check_against_eager(on_device, model, torch.randn(8, *SHAPE, generator=torch.Generator().manual_seed(5)), varying=False)
+    with CompiledModel.load(compiled.save(tmp_path / "tuned"), emulated_aarch64.tracker) as on_device:
+        x = torch.randn(8, *SHAPE, generator=torch.Generator().manual_seed(5))
+        check_against_eager(on_device, model, x, varying=False)

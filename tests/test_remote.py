@@ -32,9 +32,9 @@ def artifact(tmp_path_factory):
 def test_an_artifact_runs_on_an_rpc_device_like_eager(artifact, loopback_rpc, through):
     model, directory = artifact
     remote = loopback_rpc.server if through == "server" else loopback_rpc.tracker
-    compiled = CompiledModel.load(directory, remote)
     x = torch.randn(30, *SHAPE, generator=torch.Generator().manual_seed(3))  # 30 = 7 batches of 4 + a padded one
-    remote_result = check_against_eager(compiled, model, x, varying=False)
+    with CompiledModel.load(directory, remote) as compiled:  # closing ends the session: the server is free again
+        remote_result = check_against_eager(compiled, model, x, varying=False)
     local_result = CompiledModel.load(directory).run(x)
     np.testing.assert_array_equal(remote_result.logits, local_result.logits)
 
