@@ -22,12 +22,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import tvm
+from tvm.s_tir import meta_schedule as ms
 
-from .checkpoint import resolve_model
+from .calibrate import calibrate_gates
+from .checkpoint import LoadedModel
 from .compiler import compile_model, lower_to_kernels
 from .demo import dataset_for
 from .errors import LcnetError
 from .flops import FlopsCounter
+from .gate_forms import DEFAULT_CHANNEL_BUCKETS
 from .gates import WithGateScores
 from .importer import import_model
 from .native_stderr import quiet_native_noise
@@ -41,26 +44,41 @@ logger = logging.getLogger(__name__)
 
 #: Distinct held-out inputs the timed systems cycle through.
 BENCH_INPUTS = 16
+#: Further held-out inputs the gate shift is calibrated on.
+CALIBRATION_INPUTS = 64
 
 
-def run_bench(model_spec: str | None, target_name: str | None, database_dir: str | None, iterations: int) -> dict:
-    """Eager vs TVM untuned vs TVM tuned (gated form), batch 1, plus the largest-conv comparison."""
+def run_bench(
+    loaded: LoadedModel,
+    target_name: str | None,
+    database_dir: str | None,
+    iterations: int,
+    flops_fraction: float | None = None,
+    channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
+) -> dict:
+    """Eager vs TVM untuned vs TVM tuned (gated form), batch 1, plus the largest-conv comparison.
+
+    ``flops_fraction``: first shift the gates (:mod:`~lcnet_tvm.calibrate`) to that operating point.
+    """
     if iterations < 1:
         raise LcnetError(f"iterations must be at least 1, got {iterations}")
-    loaded = resolve_model(model_spec)
     model = loaded.model.eval()
     shape = loaded.config.input_shape
+    data = dataset_for(loaded).x_test
+    counter = FlopsCounter.from_model(model, shape)
+    shift = None
+    if flops_fraction is not None:
+        shift = calibrate_gates(model, data[BENCH_INPUTS : BENCH_INPUTS + CALIBRATION_INPUTS], flops_fraction, counter)
     if database_dir is None:
         shipped_target, database_dir = target_and_records(loaded.name)
         target_name = target_name or shipped_target
     target_name = target_name or "x86"
     if database_dir is None:
         raise LcnetError(f"no tuning records for {loaded.name} on {target_name}: tune with `lcnet-tvm tune` and pass --db DIR")
-    untuned = compile_model(model, loaded.name, shape, target_name)
-    tuned = compile_model(model, loaded.name, shape, target_name, database_dir=database_dir)
-    inputs = dataset_for(loaded).x_test[:BENCH_INPUTS].contiguous()
-    counter = FlopsCounter.from_model(model, shape)
-    executed = tuned.run(inputs).executed_flops
+    untuned = compile_model(model, loaded.name, shape, target_name, channel_buckets=channel_buckets)
+    tuned = compile_model(model, loaded.name, shape, target_name, channel_buckets=channel_buckets, database_dir=database_dir)
+    inputs = data[:BENCH_INPUTS].contiguous()
+    result = tuned.run(inputs)
     wrapped = WithGateScores(model).eval()
     cursor = {"index": 0}
 
@@ -91,10 +109,12 @@ def run_bench(model_spec: str | None, target_name: str | None, database_dir: str
         "kernels": len(kernels),
         "kernels_tuned": sum(kernel["tuned"] for kernel in kernels),
         "tuning_trials": sum(kernel["trials"] for kernel in kernels),
+        "gate_shift": shift,
         "dense_gflops": counter.dense_flops / 1e9,
-        "executed_gflops": float(executed.mean()) / 1e9,
+        "executed_gflops": float(result.executed_flops.mean()) / 1e9,
+        "decided_gflops": float(result.decided_flops.mean()) / 1e9,
         "systems": latency,
-        "largest_conv": largest_conv(model, shape, target_name, database_dir, max(iterations, 20)),
+        "largest_conv": largest_conv(model, shape, target_name, database_dir, channel_buckets, max(iterations, 20)),
     }
 
 
@@ -117,31 +137,47 @@ class ConvKernel:
         return self.data[2] // self.output[2]
 
 
+def argument_info(func: tvm.tirx.PrimFunc) -> list[tuple[str, str, list[int]]]:
+    """("TENSOR", dtype, shape) of each of a kernel's arguments, as MetaSchedule reads them."""
+    return [tuple(info.as_json()) for info in ms.arg_info.ArgInfo.from_prim_func(func)]
+
+
 def conv_kernels(kernels: tvm.IRModule) -> list[ConvKernel]:
     """Fused kernels that start with a 2-D convolution: (data, weight, ..., output) buffers."""
     found = []
     for gv, func in kernels.functions_items():
         if isinstance(func, tvm.tirx.PrimFunc) and gv.name_hint.startswith("fused_conv2d"):
-            shapes = [tuple(int(d) for d in func.buffer_map[param].shape) for param in func.params]
+            shapes = [tuple(shape) for _, _, shape in argument_info(func)]
             found.append(ConvKernel(gv.name_hint, func, shapes[0], shapes[1], shapes[-1]))
     return found
 
 
-def largest_conv(model: torch.nn.Module, shape: tuple[int, int, int], target_name: str, database_dir: str, repeats: int) -> dict:
-    """The gated model's largest conv kernel: TVM tuned, TVM untuned and PyTorch, each timed alone."""
+def largest_conv(
+    model: torch.nn.Module,
+    shape: tuple[int, int, int],
+    target_name: str,
+    database_dir: str,
+    channel_buckets: int,
+    repeats: int,
+) -> dict:
+    """The gated model's largest conv kernel: TVM tuned, TVM untuned and PyTorch, each timed alone.
+
+    The TVM kernel is the fused one the model runs (conv + bias, and the ReLU / gate-score multiply
+    fused after it); PyTorch runs conv2d + bias + ReLU on the same shapes.
+    """
     spec = get_target(target_name)
     config = spec.config()
     target = spec.tvm_target(config)
-    _, kernels = lower_to_kernels(import_model(model, (1, *shape)), spec, target, "lowered", 8)
+    _, kernels = lower_to_kernels(import_model(model, (1, *shape)), spec, target, "lowered", channel_buckets)
     conv = max(conv_kernels(kernels), key=lambda kernel: kernel.flops)
     mod = kernel_module(conv.func)
     schedule = TuningDatabase(database_dir, config).database.query_schedule(mod, target, workload_name="main")
     if schedule is None:
         raise LcnetError(f"the largest conv kernel {conv.name} has no record in {database_dir}")
     device = spec.device()
+    random = np.random.default_rng(0)
     arguments = [
-        tvm.runtime.tensor(np.random.default_rng(0).standard_normal([int(d) for d in conv.func.buffer_map[p].shape]).astype("float32"), device)
-        for p in conv.func.params
+        tvm.runtime.tensor(random.standard_normal(shape).astype(dtype), device) for _, dtype, shape in argument_info(conv.func)
     ]
 
     def tvm_ms(module: tvm.IRModule) -> float:
@@ -179,8 +215,10 @@ def format_bench(report: dict) -> str:
         f"model      {report['model']} ({report['source']}), input {report['input_shape']}, target {report['target']}",
         f"tuning     {report['kernels_tuned']} of {report['kernels']} gated kernels tuned, "
         f"{report['tuning_trials']} trials ({report['tuning_database']})",
-        f"FLOPs      dense {report['dense_gflops'] * 1e3:.1f} MFLOPs, executed by the gated build "
-        f"{report['executed_gflops'] * 1e3:.1f} MFLOPs (mean over {BENCH_INPUTS} inputs)",
+        f"FLOPs      dense {report['dense_gflops'] * 1e3:.1f} MFLOPs; gated build executes "
+        f"{report['executed_gflops'] / report['dense_gflops']:.3f} of it, decisions call for "
+        f"{report['decided_gflops'] / report['dense_gflops']:.3f} (mean over {BENCH_INPUTS} inputs; gate shift "
+        f"{report['gate_shift'] if report['gate_shift'] is not None else 'none'})",
         f"latency    batch 1, median (p90) of {next(iter(report['systems'].values()))['iterations']} interleaved rounds:",
     ]
     eager = report["systems"]["eager-mask"]["median_ms"]

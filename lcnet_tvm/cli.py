@@ -40,8 +40,11 @@ def cmd_demo(args) -> None:
 
 def cmd_bench(args) -> None:
     from .bench import format_bench, run_bench  # noqa: PLC0415
+    from .checkpoint import resolve_model  # noqa: PLC0415
 
-    report = run_bench(args.model, args.target, args.db, args.iterations)
+    report = run_bench(
+        resolve_model(args.model), args.target, args.db, args.iterations, args.flops_fraction, args.channel_buckets
+    )
     print(format_bench(report))
     if args.json:
         _write_json(args.json, report)
@@ -251,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--target", help="target (default: the shipped records' target, or x86)")
     bench.add_argument("--db", metavar="DIR", help="tuning database (default: the shipped records for the model)")
     bench.add_argument("--iterations", type=int, default=100, metavar="N", help="interleaved timed rounds (default 100)")
+    bench.add_argument(
+        "--flops-fraction", type=float, metavar="F",
+        help="operating point: shift every gate's threshold so decisions call for F of the dense FLOPs",
+    )
+    bench.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
     bench.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     bench.set_defaults(handler=cmd_bench)
 

@@ -84,3 +84,6 @@ def loopback_rpc(tmp_path_factory):
 
     with rpc_devices(tmp_path_factory.mktemp("rpc"), "x86-loopback", [sys.executable, sys.executable]) as devices:
         yield devices
+
+
+from .tiny import tuned  # noqa: E402, F401 (a session fixture: one tune shared by the tuning and bench tests)

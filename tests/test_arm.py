@@ -18,7 +18,7 @@ from lcnet_tvm.runtime import CompiledModel
 
 from .equivalence import check_against_eager
 from .rpc_devices import rpc_devices
-from .test_tuning import SHAPE, tiny_model
+from .tiny import SHAPE, tiny_model
 
 pytestmark = pytest.mark.arm
 

@@ -16,7 +16,7 @@ from lcnet_tvm.verify import eager_outputs
 
 from .equivalence import check_against_eager
 from .rpc_devices import free_port
-from .test_tuning import BUCKETS, SHAPE, tiny_model
+from .tiny import BUCKETS, SHAPE, tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ import pytest
 import torch
 import tvm
 
-from lcnet_tvm.compiler import compile_model
+from lcnet_tvm.compiler import compile_model, tune_model
 from lcnet_tvm.errors import TargetError
 from lcnet_tvm.targets import TARGETS, get_target
 
 from .equivalence import check_against_eager
-from .test_tuning import SHAPE, tiny_model
+from .tiny import SHAPE, tiny_model
 
 HAS_GPU = tvm.cuda(0).exist
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="CUDA code generation needs nvcc")
@@ -69,3 +69,16 @@ def test_every_target_describes_itself():
         config = spec.config()
         assert spec.tvm_target(config).kind.name == config["kind"]
         assert spec.description
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU")
+def test_cuda_tuning_measures_on_the_gpu_and_its_records_are_applied(tmp_path):
+    model = tiny_model()
+    untuned = compile_model(model, "tiny", SHAPE, "cuda", channel_buckets=1)
+    trials = 2 * len(untuned.metadata["kernels"])
+    report = tune_model(model, SHAPE, "cuda", trials, str(tmp_path / "db"), channel_buckets=1, show_progress=False)
+    assert report.trials_measured == trials
+    tuned = compile_model(model, "tiny", SHAPE, "cuda", channel_buckets=1, database_dir=str(tmp_path / "db"))
+    assert all(kernel["tuned"] for kernel in tuned.metadata["kernels"]), tuned.metadata["kernels"]
+    check_against_eager(tuned, model, torch.randn(40, *SHAPE, generator=torch.Generator().manual_seed(3)), varying=False)

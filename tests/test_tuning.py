@@ -9,40 +9,13 @@ import torch
 
 from lcnet_tvm.compiler import compile_model, tune_model
 from lcnet_tvm.errors import DatabaseError, LcnetError
-from lcnet_tvm.models import LCResNet, zoo_config
 from lcnet_tvm.schedules.database import TuningDatabase
 from lcnet_tvm.schedules.tune import KernelTask, spread_budget
 from lcnet_tvm.shipped_tuning import COMPRESSED_FILES, SHIPPED_TUNING_DIR, unpacked_database
 from lcnet_tvm.targets import get_target
 
-from .conftest import randomize
 from .equivalence import check_against_eager
-
-SHAPE = (3, 8, 8)
-BUCKETS = 2  # few buckets, few kernels: a quick tune
-
-
-def tiny_model(width: int = 8) -> torch.nn.Module:
-    """Stem, one gated block (layer and channel gate), head."""
-    torch.manual_seed(0)
-    config = zoo_config("lcnet_resnet20_cifar").replace(blocks_per_stage=(1,), widths=(width,), input_size=8)
-    return randomize(LCResNet(config), torch.randn(64, *SHAPE, generator=torch.Generator().manual_seed(1)))
-
-
-@pytest.fixture(scope="module")
-def tuned(tmp_path_factory, loopback_rpc):
-    """A database tuned for the tiny model, candidates measured on two RPC servers: (model, directory, report).
-
-    (Measuring on this machine is tested by the Ctrl-C test.)
-    """
-    model = tiny_model()
-    directory = tmp_path_factory.mktemp("tuning") / "db"
-    budget = 40  # the tiny model has 31 kernels
-    report = tune_model(
-        model, SHAPE, "x86", budget, str(directory), channel_buckets=BUCKETS, show_progress=False,
-        remote=loopback_rpc.tracker,
-    )
-    return model, directory, report
+from .tiny import BUCKETS, SHAPE, tiny_model
 
 
 def task(flops: float, calls: int = 1) -> KernelTask:
@@ -103,7 +76,7 @@ def test_a_database_is_for_one_target(tuned, tmp_path):
 
 TUNE_SCRIPT = """
 import sys
-from tests.test_tuning import tiny_model, SHAPE, BUCKETS
+from tests.tiny import tiny_model, SHAPE, BUCKETS
 from lcnet_tvm.compiler import tune_model
 report = tune_model(tiny_model(), SHAPE, "x86", 40, sys.argv[1], channel_buckets=BUCKETS, show_progress=False)
 print("interrupted" if report.interrupted else "finished", report.trials_before + report.trials_measured)
