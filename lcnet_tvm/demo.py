@@ -14,7 +14,7 @@ from .flops import FlopsCounter
 from .gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM
 from .gates import WithGateScores
 from .runtime import CompiledModel
-from .shipped_tuning import target_and_records
+from .shipped_tuning import target_and_records, warn_untuned
 from .timing import measure_interleaved
 from .train import evaluate, gate_statistics
 from .verify import compare_with_eager
@@ -73,6 +73,8 @@ def run_demo(
         for form in dict.fromkeys(["mask", gate_form])
     }
     compiled = systems[gate_form]
+    if records is None:
+        warn_untuned(loaded.name, compiled.metadata["kernels"])
     result, agree = compare_with_eager(compiled, model, dataset.x_test)
     fractions = result.executed_flops / counter.dense_flops
     decided = result.decided_flops / counter.dense_flops

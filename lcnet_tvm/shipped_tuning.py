@@ -70,12 +70,17 @@ def shipped_records(architecture: str) -> tuple[str, Path] | None:
 
 
 def target_and_records(architecture: str, default_target: str = "x86") -> tuple[str, str | None]:
-    """The target to compile for and the shipped records to use, warning when there are none."""
+    """The target to compile for and the shipped records to use (``None``: none run here; see :func:`warn_untuned`)."""
     shipped = shipped_records(architecture)
     if shipped is None:
-        logger.warning(
-            "no shipped tuning records for %s run on this machine; kernels stay untuned "
-            "(tune them with `lcnet-tvm tune --model %s --db DIR`)", architecture, architecture,
-        )
         return default_target, None
     return shipped[0], str(shipped[1])
+
+
+def warn_untuned(architecture: str, kernels: list[dict]) -> None:
+    """Say which kernels of a build without records run untuned, and how to tune them."""
+    logger.warning(
+        "no shipped tuning records for %s run on this machine; these %d kernels run untuned: %s "
+        "(tune them with `lcnet-tvm tune --model %s --db DIR`, then pass --db DIR)",
+        architecture, len(kernels), ", ".join(kernel["name"] for kernel in kernels), architecture,
+    )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +14,8 @@ from tvm.s_tir import meta_schedule as ms
 from tvm_ffi import structural_hash
 
 from lcnet_tvm.errors import DatabaseError
+
+logger = logging.getLogger(__name__)
 
 WORKLOADS_FILE = "database_workload.json"
 RECORDS_FILE = "database_tuning_record.json"
@@ -32,7 +37,9 @@ class TuningDatabase:
     ``database_tuning_record.json`` as soon as it is measured, so an
     interrupted tune loses no finished record. Its JSON database is not
     target-aware; ``target.json`` makes sure records for one target are
-    never applied to another.
+    never applied to another. ``create``: opened by a tune, which makes the
+    database if it is missing and drops a half-written last line left by a
+    killed tune; readers never modify the files.
     """
 
     def __init__(self, directory: str | Path, target_config: dict, create: bool = False):
@@ -56,18 +63,67 @@ class TuningDatabase:
                 f"{str(self.directory)!r} holds records for target {recorded}, not {wanted}; "
                 "use one --db directory per target"
             )
+        readable = _readable(self.directory, repair=create)
         try:
             self.database = ms.database.JSONDatabase(
-                str(self.directory / WORKLOADS_FILE), str(self.directory / RECORDS_FILE), allow_missing=True
+                str(readable / WORKLOADS_FILE), str(readable / RECORDS_FILE), allow_missing=True
             )
         except Exception as error:  # TVM raises its own error types for unparsable records
             raise DatabaseError(
                 f"cannot read the tuning records in {str(self.directory)!r}: {str(error).splitlines()[0]}"
             ) from None
+        finally:
+            if readable != self.directory:  # MetaSchedule has read the snapshot into memory
+                shutil.rmtree(readable, ignore_errors=True)
 
     def trials_by_workload(self) -> Counter:
         """Measured candidates per kernel, by :func:`workload_key`."""
         return Counter(workload_key(record.workload.mod) for record in self.database.get_all_tuning_records())
+
+
+def _complete_lines(path: Path) -> tuple[bytes, int]:
+    """The file's bytes up to its last newline, and how many bytes of a half-written line follow."""
+    data = path.read_bytes() if path.exists() else b""
+    complete = data.rfind(b"\n") + 1
+    return data[:complete], len(data) - complete
+
+
+def _readable(directory: Path, repair: bool) -> Path:
+    """Where MetaSchedule can read ``directory``'s database: itself, or a snapshot without half-written lines.
+
+    MetaSchedule writes one JSON document per line and cannot open a file with
+    a broken line at all, so one half-written record (a tune killed while
+    writing it) would make the database unusable. A tune (``repair``) cuts
+    such a line off in place; a reader must not touch a file a running tune may
+    be appending to, so it reads a snapshot instead.
+    """
+    contents = {name: _complete_lines(directory / name) for name in (WORKLOADS_FILE, RECORDS_FILE)}
+    for name, (lines, _) in contents.items():
+        for number, line in enumerate(lines.splitlines(), start=1):
+            try:
+                json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise DatabaseError(
+                    f"line {number} of {str(directory / name)!r} is corrupt; delete that line (its record is "
+                    "lost) or the whole database, and tune again"
+                ) from None
+    partial = {name: cut for name, (_, cut) in contents.items() if cut}
+    if not partial:
+        return directory
+    if not repair:
+        snapshot = Path(tempfile.mkdtemp(prefix="lcnet-db-"))
+        for name, (lines, _) in contents.items():
+            (snapshot / name).write_bytes(lines)
+        return snapshot
+    for name, cut in partial.items():
+        logger.warning("%s ends in a half-written line (%d bytes; a tune was killed while writing it): dropping it",
+                       directory / name, cut)
+        try:
+            with (directory / name).open("r+b") as stream:
+                stream.truncate(len(contents[name][0]))
+        except OSError as error:
+            raise DatabaseError(f"cannot drop the half-written line of {str(directory / name)!r}: {error}") from None
+    return directory
 
 
 def workload_key(mod: tvm.IRModule) -> int:

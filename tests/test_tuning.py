@@ -2,11 +2,18 @@
 
 import gzip
 import logging
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from lcnet_tvm import shipped_tuning
 from lcnet_tvm.compiler import compile_model, tune_model
 from lcnet_tvm.errors import DatabaseError, LcnetError
 from lcnet_tvm.schedules.database import TuningDatabase
@@ -74,6 +81,7 @@ def test_a_database_is_for_one_target(tuned, tmp_path):
         TuningDatabase(tmp_path, other)
 
 
+ROOT = Path(__file__).parent.parent
 TUNE_SCRIPT = """
 import sys
 from tests.tiny import tiny_model, SHAPE, BUCKETS
@@ -83,29 +91,42 @@ print("interrupted" if report.interrupted else "finished", report.trials_before 
 """
 
 
-def test_ctrl_c_stops_tuning_keeps_records_and_a_rerun_finishes_the_budget(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    records = tmp_path / "db" / "database_tuning_record.json"
-    command = [sys.executable, "-c", TUNE_SCRIPT, str(tmp_path / "db")]
-    root = Path(__file__).parent.parent
-    tuning = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def _tune_until_records_then(send: signal.Signals, directory: Path) -> subprocess.CompletedProcess:
+    """Start a tune of the tiny model in a new process; once 3 records are on disk, send it ``send``."""
+    records = directory / "database_tuning_record.json"
+    command = [sys.executable, "-c", TUNE_SCRIPT, str(directory)]
+    tuning = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 300
     while not (records.exists() and records.read_text().count("\n") >= 3) and time.monotonic() < deadline:
         time.sleep(0.5)
-    tuning.send_signal(signal.SIGINT)
+    tuning.send_signal(send)
     stdout, _ = tuning.communicate(timeout=300)
-    state, trials = stdout.splitlines()[-1].split()
-    assert tuning.returncode == 0 and state == "interrupted", stdout
-    kept = records.read_text().count("\n")
-    assert 3 <= kept < 40 and int(trials) == kept
-    resumed = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    return subprocess.CompletedProcess(command, tuning.returncode, stdout)
+
+
+def _rerun_finishes_the_budget(directory: Path) -> None:
+    command = [sys.executable, "-c", TUNE_SCRIPT, str(directory)]
+    resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.stdout.splitlines()[-1].split() == ["finished", "40"], resumed.stdout + resumed.stderr
-    assert records.read_text().count("\n") == 40  # as many trials as an uninterrupted run
+    assert (directory / "database_tuning_record.json").read_text().count("\n") == 40  # as for an uninterrupted run
+
+
+def test_ctrl_c_stops_tuning_keeps_records_and_a_rerun_finishes_the_budget(tmp_path):
+    interrupted = _tune_until_records_then(signal.SIGINT, tmp_path / "db")
+    state, trials = interrupted.stdout.splitlines()[-1].split()
+    assert interrupted.returncode == 0 and state == "interrupted", interrupted.stdout
+    kept = (tmp_path / "db" / "database_tuning_record.json").read_text().count("\n")
+    assert 3 <= kept < 40 and int(trials) == kept
+    _rerun_finishes_the_budget(tmp_path / "db")
+
+
+@pytest.mark.slow
+def test_a_killed_tune_keeps_its_records_and_a_rerun_finishes_the_budget(tmp_path):
+    killed = _tune_until_records_then(signal.SIGKILL, tmp_path / "db")
+    assert killed.returncode == -signal.SIGKILL
+    kept = sum(TuningDatabase(tmp_path / "db", get_target("x86").config()).trials_by_workload().values())
+    assert 3 <= kept < 40
+    _rerun_finishes_the_budget(tmp_path / "db")
 
 
 @pytest.mark.parametrize("shipped", sorted(SHIPPED_TUNING_DIR.glob("*/*/target.json")), ids=lambda path: path.parent.name)
@@ -120,3 +141,33 @@ def test_shipped_records_unpack_once_into_the_cache(shipped, tmp_path, monkeypat
     assert [path.name for path in unpacked.parent.iterdir()] == [unpacked.name], "no staging directory left behind"
     spec = get_target(directory.parent.name)
     assert sum(TuningDatabase(unpacked, spec.config()).trials_by_workload().values()) > 0
+
+
+def test_a_half_written_record_from_a_killed_tune_is_dropped_and_a_corrupt_line_named(tuned, tmp_path):
+    model, directory, _ = tuned
+    copy = tmp_path / "db"
+    shutil.copytree(directory, copy)
+    records = copy / "database_tuning_record.json"
+    complete = records.read_bytes()
+    records.write_bytes(complete + complete.splitlines(keepends=True)[-1][:25])  # killed mid-line
+    config = get_target("x86").config()
+    assert sum(TuningDatabase(copy, config).trials_by_workload().values()) == 40  # a reader reads around it
+    assert records.read_bytes() != complete  # ... and leaves the file alone (a tune may be appending)
+    compiled = compile_model(model, "tiny", SHAPE, channel_buckets=BUCKETS, database_dir=str(copy))
+    assert all(kernel["tuned"] for kernel in compiled.metadata["kernels"])
+    again = tune_model(model, SHAPE, "x86", 40, str(copy), channel_buckets=BUCKETS, show_progress=False)
+    assert again.trials_before == 40 and records.read_bytes() == complete  # the tune cut the partial line off
+    lines = complete.splitlines(keepends=True)
+    records.write_bytes(b"".join([*lines[:3], b'[0, ["garbage"\n', *lines[3:]]))
+    with pytest.raises(DatabaseError, match=f"line 4 of '{records}' is corrupt"):
+        TuningDatabase(copy, config)
+
+
+def test_without_usable_shipped_records_the_untuned_kernels_are_named(monkeypatch, caplog):
+    monkeypatch.setattr(shipped_tuning, "SHIPPED_TUNING_DIR", Path("/nonexistent"))  # e.g. a CPU without AVX2
+    assert shipped_tuning.target_and_records("lcnet_resnet20_cifar") == ("x86", None)
+    kernels = compile_model(tiny_model(), "tiny", SHAPE, channel_buckets=BUCKETS).metadata["kernels"]
+    with caplog.at_level(logging.WARNING):
+        shipped_tuning.warn_untuned("lcnet_resnet20_cifar", kernels)
+    assert f"these {len(kernels)} kernels run untuned" in caplog.text
+    assert all(kernel["name"] in caplog.text for kernel in kernels)
