@@ -86,4 +86,22 @@ def loopback_rpc(tmp_path_factory):
         yield devices
 
 
-from .tiny import tuned  # noqa: E402, F401 (a session fixture: one tune shared by the tuning and bench tests)
+
+@pytest.fixture(scope="session")
+def tuned(tmp_path_factory, loopback_rpc):
+    """A database tuned for the tiny model, candidates measured on two RPC servers: (model, directory, report).
+
+    One tune shared by the tuning and bench tests. (Measuring on this machine is tested by the Ctrl-C test.)
+    """
+    from lcnet_tvm.compiler import tune_model  # noqa: PLC0415
+
+    from .tiny import BUCKETS, SHAPE, tiny_model  # noqa: PLC0415 (tiny imports this module)
+
+    model = tiny_model()
+    directory = tmp_path_factory.mktemp("tuning") / "db"
+    budget = 40  # the tiny model has 31 kernels
+    report = tune_model(
+        model, SHAPE, "x86", budget, str(directory), channel_buckets=BUCKETS, show_progress=False,
+        remote=loopback_rpc.tracker,
+    )
+    return model, directory, report

@@ -17,7 +17,7 @@ from lcnet_tvm import shipped_tuning
 from lcnet_tvm.compiler import compile_model, tune_model
 from lcnet_tvm.errors import DatabaseError, LcnetError
 from lcnet_tvm.schedules.database import TuningDatabase
-from lcnet_tvm.schedules.tune import KernelTask, spread_budget
+from lcnet_tvm.schedules.tune import KernelTask, search_strategy, spread_budget
 from lcnet_tvm.shipped_tuning import COMPRESSED_FILES, SHIPPED_TUNING_DIR, unpacked_database
 from lcnet_tvm.targets import get_target
 
@@ -95,13 +95,15 @@ def _tune_until_records_then(send: signal.Signals, directory: Path) -> subproces
     """Start a tune of the tiny model in a new process; once 3 records are on disk, send it ``send``."""
     records = directory / "database_tuning_record.json"
     command = [sys.executable, "-c", TUNE_SCRIPT, str(directory)]
-    tuning = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    tuning = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not (records.exists() and records.read_text().count("\n") >= 3) and time.monotonic() < deadline:
+        if tuning.poll() is not None:
+            pytest.fail(f"the tune exited early with {tuning.returncode}: {tuning.communicate()[1][-2000:]}")
         time.sleep(0.5)
     tuning.send_signal(send)
-    stdout, _ = tuning.communicate(timeout=300)
-    return subprocess.CompletedProcess(command, tuning.returncode, stdout)
+    stdout, stderr = tuning.communicate(timeout=300)
+    return subprocess.CompletedProcess(command, tuning.returncode, stdout, stderr)
 
 
 def _rerun_finishes_the_budget(directory: Path) -> None:
@@ -113,8 +115,9 @@ def _rerun_finishes_the_budget(directory: Path) -> None:
 
 def test_ctrl_c_stops_tuning_keeps_records_and_a_rerun_finishes_the_budget(tmp_path):
     interrupted = _tune_until_records_then(signal.SIGINT, tmp_path / "db")
+    assert interrupted.stdout.strip(), interrupted.stderr[-2000:]
     state, trials = interrupted.stdout.splitlines()[-1].split()
-    assert interrupted.returncode == 0 and state == "interrupted", interrupted.stdout
+    assert interrupted.returncode == 0 and state == "interrupted", interrupted.stdout + interrupted.stderr
     kept = (tmp_path / "db" / "database_tuning_record.json").read_text().count("\n")
     assert 3 <= kept < 40 and int(trials) == kept
     _rerun_finishes_the_budget(tmp_path / "db")
@@ -171,3 +174,7 @@ def test_without_usable_shipped_records_the_untuned_kernels_are_named(monkeypatc
         shipped_tuning.warn_untuned("lcnet_resnet20_cifar", kernels)
     assert f"these {len(kernels)} kernels run untuned" in caplog.text
     assert all(kernel["name"] in caplog.text for kernel in kernels)
+
+
+def test_the_search_population_grows_with_a_kernels_budget():
+    assert [search_strategy(budget).population_size for budget in (1, 4, 8, 32, 500)] == [64, 64, 128, 512, 512]
