@@ -98,7 +98,6 @@ def run_bench(
         "tvm-gated": lambda: tuned.run(sample().numpy()),
     }
     latency = measure_interleaved(systems, iterations, after_round=next_round)
-    kernels = tuned.metadata["kernels"]
     return {
         "model": loaded.name,
         "source": loaded.source,
@@ -106,9 +105,9 @@ def run_bench(
         "target": tuned.metadata["target"],
         "threads": {"torch": torch.get_num_threads(), "tvm": tuned.metadata["target"].get("num-cores", os.cpu_count())},
         "tuning_database": database_dir,
-        "kernels": len(kernels),
-        "kernels_tuned": sum(kernel["tuned"] for kernel in kernels),
-        "tuning_trials": sum(kernel["trials"] for kernel in kernels),
+        "kernels": tuned.tuning["kernels"],
+        "kernels_tuned": tuned.tuning["tuned"],
+        "tuning_trials": tuned.tuning["trials"],
         "gate_shift": shift,
         "dense_gflops": counter.dense_flops / 1e9,
         "executed_gflops": float(result.executed_flops.mean()) / 1e9,

@@ -79,8 +79,7 @@ def run_demo(
     fractions = result.executed_flops / counter.dense_flops
     decided = result.decided_flops / counter.dense_flops
     latency = measure_latency(systems, model, dataset.x_test[:1], latency_iterations)
-    tuned = [kernel for kernel in compiled.metadata["kernels"] if kernel["tuned"]]
-    tuning = {f"tvm-{form}": _tuning_summary(system) for form, system in systems.items()}
+    tuning = {f"tvm-{form}": system.tuning for form, system in systems.items()}
     return {
         "model": loaded.name,
         "source": loaded.source,
@@ -89,9 +88,9 @@ def run_demo(
         "dataset": dataset.name,
         "samples": len(dataset.y_test),
         "target": compiled.metadata["target"],
-        "kernels": len(compiled.metadata["kernels"]),
-        "kernels_tuned": len(tuned),
-        "tuning_trials": sum(kernel["trials"] for kernel in tuned),
+        "kernels": compiled.tuning["kernels"],
+        "kernels_tuned": compiled.tuning["tuned"],
+        "tuning_trials": compiled.tuning["trials"],
         "accuracy": float((result.predictions == dataset.y_test.numpy()).mean()),
         "eager_accuracy": eager["accuracy"],
         "dense_gflops": counter.dense_flops / 1e9,
@@ -105,12 +104,6 @@ def run_demo(
         "tuning": tuning,
         "tuning_database": records,
     }
-
-
-def _tuning_summary(compiled: CompiledModel) -> dict:
-    kernels = compiled.metadata["kernels"]
-    tuned = [kernel for kernel in kernels if kernel["tuned"]]
-    return {"kernels": len(kernels), "tuned": len(tuned), "trials": sum(kernel["trials"] for kernel in tuned)}
 
 
 def format_report(report: dict) -> str:

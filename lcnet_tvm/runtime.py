@@ -167,6 +167,13 @@ class CompiledModel:
         return [GateInfo(gate["name"], gate["kind"], gate["channels"]) for gate in self.metadata["gates"]]
 
     @property
+    def tuning(self) -> dict:
+        """How many kernels there are, how many got a tuning record, and the trials measured for those."""
+        kernels = self.metadata["kernels"]
+        tuned = [kernel for kernel in kernels if kernel["tuned"]]
+        return {"kernels": len(kernels), "tuned": len(tuned), "trials": sum(kernel["trials"] for kernel in tuned)}
+
+    @property
     def dense_flops(self) -> int:
         return self._flops.dense_flops
 
@@ -271,15 +278,15 @@ def _remote_call(library: Path, device_type: str, remote: RemoteDevice):
     """Run on an RPC device: upload the library, drive the VM statefully (a direct call cannot cross RPC)."""
     session = remote.connect()
     remote_name = f"lcnet-{_sha256(library)[:16]}.so"
+    device = session.device(device_type, 0)
     try:
         session.upload(str(library), remote_name)
-        vm = relax.VirtualMachine(session.load_module(remote_name), session.device(device_type, 0))
+        vm = relax.VirtualMachine(session.load_module(remote_name), device)
     except Exception as error:  # TVM raises its own errors for a library the device cannot load
         raise ArtifactError(
             f"RPC device {remote} cannot load {str(library)!r}: {str(error).splitlines()[0]}; "
             "compile it for that device's target"
         ) from None
-    device = session.device(device_type, 0)
 
     def call(batch: np.ndarray) -> list[np.ndarray]:
         vm.set_input("main", tvm.runtime.tensor(batch, device))
