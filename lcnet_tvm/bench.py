@@ -1,233 +1,451 @@
 """``lcnet-tvm bench``: compiled vs eager latency, measured side by side in one process.
 
-Systems (interleaved rounds, one call each, so machine drift hits all alike):
-``eager-mask`` (PyTorch, the LC-Net as written: every block and channel
-computed, multiplied by the gate scores), ``tvm-gated-untuned`` (our gated
-build, target default schedules) and ``tvm-gated`` (the same with the tuning
-records of ``--db`` or the shipped ones). Inputs cycle through a fixed set of
-held-out samples, the same one for every system in a round.
+Systems (:mod:`lcnet_tvm.systems`), each called once per round, rounds interleaved so
+machine drift hits all alike; every round feeds all systems the same batch,
+cycling through :data:`BENCH_BATCHES` batches of held-out samples:
 
-``largest_conv`` compares the model's largest convolution kernel on its own:
-the tuned TVM kernel, the untuned one, and PyTorch's conv2d + bias + ReLU on
-the same shapes.
+* ``eager-dense``: the PyTorch backbone without gates;
+* ``eager-mask``: the LC-Net in mask form, as research code runs it;
+* ``eager-skip``: :class:`~lcnet_tvm.eager_skip.SkippingResNet`, real skipping and gathering;
+* ``torch-compile``: ``torch.compile`` of the faster of those two (picked by a
+  short pre-run); its graph breaks are reported;
+* ``tvm-dense``, ``tvm-mask``, ``tvm-gated``: our compiled dense backbone, mask
+  form and gated form, with the tuning records of ``--db`` (or the shipped ones).
+
+All eager systems run under ``torch.inference_mode``. Warm-up runs every batch
+once through every system (``torch.compile`` compiles for what it sees there).
+An operating point is a gate threshold shift (:mod:`~lcnet_tvm.calibrate`);
+several points sweep latency against executed FLOPs.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import tvm
-from tvm.s_tir import meta_schedule as ms
+from tqdm import tqdm
+from tvm import relax
 
 from .calibrate import calibrate_gates
 from .checkpoint import LoadedModel
-from .compiler import compile_model, lower_to_kernels
+from .compiler import compile_model
 from .demo import dataset_for
+from .eager_skip import SkippingResNet
 from .errors import LcnetError
 from .flops import FlopsCounter
 from .gate_forms import DEFAULT_CHANNEL_BUCKETS
-from .gates import WithGateScores
-from .importer import import_model
-from .native_stderr import quiet_native_noise
-from .schedules.builder import build_candidate
-from .schedules.database import TuningDatabase, kernel_module
+from .gates import WithGateScores, without_gates
+from .runtime import CompiledModel
 from .shipped_tuning import target_and_records
-from .targets import get_target
+from .systems import EAGER_SYSTEMS, SYSTEMS, TVM_FORMS
 from .timing import measure_interleaved
 
 logger = logging.getLogger(__name__)
 
-#: Distinct held-out inputs the timed systems cycle through.
-BENCH_INPUTS = 16
-#: Further held-out inputs the gate shift is calibrated on.
+#: Distinct batches of held-out samples the timed systems cycle through.
+BENCH_BATCHES = 16
+#: Further held-out samples each gate shift is calibrated on.
 CALIBRATION_INPUTS = 64
+#: Rounds of the pre-run that picks which eager LC-Net torch.compile gets.
+PICK_ROUNDS = 8
+
+#: Kernel-name fragments -> where ``--profile`` files a VM call's time (first match wins).
+PROFILE_CATEGORIES = (
+    ("convolutions", ("conv2d",)),
+    ("channel gathers and scatters", ("take", "scatter", "strided_slice", "argsort", "where", "broadcast_to")),
+    ("gate networks and decisions", ("mean", "matmul", "clip", "greater", "less", "max", "sum")),
+    ("VM: memory allocation", ("vm.builtin.alloc",)),
+    # Our passes name the functions they outline gate{i}_branch / _channels / _skipped.
+    ("VM: branch functions and other builtins", ("_branch", "_channels", "_skipped", "vm.")),
+)
 
 
-def run_bench(
-    loaded: LoadedModel,
-    target_name: str | None,
-    database_dir: str | None,
-    iterations: int,
-    flops_fraction: float | None = None,
-    channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
-) -> dict:
-    """Eager vs TVM untuned vs TVM tuned (gated form), batch 1, plus the largest-conv comparison.
+@dataclass
+class BenchOptions:
+    target_name: str | None = None
+    #: Tuning records; None: the shipped ones for the model's architecture.
+    database_dir: str | None = None
+    iterations: int = 100
+    batch: int = 1
+    #: Operating points as fractions of dense FLOPs; None: the model's own gates, unshifted.
+    flops_fractions: Sequence[float | None] = (None,)
+    channel_buckets: int = DEFAULT_CHANNEL_BUCKETS
+    systems: Sequence[str] = SYSTEMS
+    profile: bool = False
+    show_progress: bool = True
 
-    ``flops_fraction``: first shift the gates (:mod:`~lcnet_tvm.calibrate`) to that operating point.
-    """
-    if iterations < 1:
-        raise LcnetError(f"iterations must be at least 1, got {iterations}")
-    model = loaded.model.eval()
-    shape = loaded.config.input_shape
-    data = dataset_for(loaded).x_test
-    counter = FlopsCounter.from_model(model, shape)
-    shift = None
-    if flops_fraction is not None:
-        shift = calibrate_gates(model, data[BENCH_INPUTS : BENCH_INPUTS + CALIBRATION_INPUTS], flops_fraction, counter)
+    def validate(self) -> None:
+        if self.iterations < 1:
+            raise LcnetError(f"iterations must be at least 1, got {self.iterations}")
+        if self.batch < 1:
+            raise LcnetError(f"batch must be at least 1, got {self.batch}")
+        unknown = [name for name in self.systems if name not in SYSTEMS]
+        if unknown or not self.systems:
+            raise LcnetError(f"unknown systems {unknown or '(none given)'}; choose from {', '.join(SYSTEMS)}")
+        if self.profile and "tvm-gated" not in self.systems:
+            raise LcnetError("--profile breaks down tvm-gated: include it in the systems")
+
+
+def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
+    """Measure ``options.systems`` on ``loaded`` at each operating point; the report follows the JSON schema."""
+    options.validate()
+    target_name, database_dir = options.target_name, options.database_dir
     if database_dir is None:
         shipped_target, database_dir = target_and_records(loaded.name)
         target_name = target_name or shipped_target
     target_name = target_name or "x86"
-    if database_dir is None:
-        raise LcnetError(f"no tuning records for {loaded.name} on {target_name}: tune with `lcnet-tvm tune` and pass --db DIR")
-    untuned = compile_model(model, loaded.name, shape, target_name, channel_buckets=channel_buckets)
-    tuned = compile_model(model, loaded.name, shape, target_name, channel_buckets=channel_buckets, database_dir=database_dir)
-    inputs = data[:BENCH_INPUTS].contiguous()
-    result = tuned.run(inputs)
-    wrapped = WithGateScores(model).eval()
-    cursor = {"index": 0}
-
-    def sample() -> torch.Tensor:
-        return inputs[cursor["index"] % len(inputs)].unsqueeze(0)
-
-    def eager():
-        with torch.inference_mode():
-            wrapped(sample())
-
-    def next_round():
-        cursor["index"] += 1
-
-    systems = {
-        "eager-mask": eager,
-        "tvm-gated-untuned": lambda: untuned.run(sample().numpy()),
-        "tvm-gated": lambda: tuned.run(sample().numpy()),
-    }
-    latency = measure_interleaved(systems, iterations, after_round=next_round)
+    if database_dir is None and any(name in TVM_FORMS for name in options.systems):
+        raise LcnetError(
+            f"no tuning records for {loaded.name} run on this machine: tune with "
+            f"`lcnet-tvm tune --model {loaded.name} --gates G --db DIR` for each TVM system's gate form "
+            "and pass --db DIR (untuned TVM code is no baseline anyone would use)"
+        )
+    shape = loaded.config.input_shape
+    data = dataset_for(loaded).x_test
+    needed = BENCH_BATCHES * options.batch + CALIBRATION_INPUTS
+    if len(data) < needed:
+        raise LcnetError(f"the benchmark needs {needed} held-out samples, the data set has {len(data)}")
+    batches = [data[i * options.batch : (i + 1) * options.batch].contiguous() for i in range(BENCH_BATCHES)]
+    calibration = data[BENCH_BATCHES * options.batch : needed]
+    counter = FlopsCounter.from_model(loaded.model, shape)
+    bench = _Bench(loaded, options, target_name, database_dir, batches, counter)
+    points = [bench.measure_point(fraction, calibration) for fraction in options.flops_fractions]
+    bench.close()
+    first = points[0]
     return {
         "model": loaded.name,
         "source": loaded.source,
-        "input_shape": [1, *shape],
-        "target": tuned.metadata["target"],
-        "threads": {"torch": torch.get_num_threads(), "tvm": tuned.metadata["target"].get("num-cores", os.cpu_count())},
+        "target": target_name,
+        "batch": options.batch,
+        "input_shape": [options.batch, *shape],
+        "threads": {"torch": torch.get_num_threads(), "tvm": bench.tvm_threads},
         "tuning_database": database_dir,
-        "kernels": tuned.tuning["kernels"],
-        "kernels_tuned": tuned.tuning["tuned"],
-        "tuning_trials": tuned.tuning["trials"],
-        "gate_shift": shift,
+        "tuning_trials": first["tuning_trials"],
         "dense_gflops": counter.dense_flops / 1e9,
-        "executed_gflops": float(result.executed_flops.mean()) / 1e9,
-        "decided_gflops": float(result.decided_flops.mean()) / 1e9,
-        "systems": latency,
-        "largest_conv": largest_conv(model, shape, target_name, database_dir, channel_buckets, max(iterations, 20)),
+        "flops_per": "sample",
+        "systems": first["systems"],
+        "speedup_vs_best_eager": first["speedup_vs_best_eager"],
+        "realization_ratio": first["realization_ratio"],
+        "points": points,
     }
 
 
-@dataclass
-class ConvKernel:
-    name: str
-    func: tvm.tirx.PrimFunc
-    data: tuple[int, ...]
-    weight: tuple[int, ...]
-    output: tuple[int, ...]
+class _Bench:
+    """What stays the same across operating points: the dense systems, the batches, the progress bar."""
 
-    @property
-    def flops(self) -> int:
-        n, out_channels, height, width = self.output
-        _, in_channels, kernel_h, kernel_w = self.weight
-        return 2 * n * out_channels * height * width * in_channels * kernel_h * kernel_w
+    def __init__(self, loaded, options, target_name, database_dir, batches, counter):
+        self.loaded = loaded
+        self.options = options
+        self.target_name = target_name
+        self.database_dir = database_dir
+        self.batches = batches
+        self.counter = counter
+        self.dense_model = without_gates(loaded.model).eval()
+        self.compiled_dense: CompiledModel | None = None
+        self.tvm_threads = None
+        rounds = BENCH_BATCHES + options.iterations
+        self.bar = tqdm(
+            total=len(options.flops_fractions) * rounds, unit="round", desc="bench", disable=not options.show_progress
+        )
+        self.cursor = 0
 
-    @property
-    def stride(self) -> int:
-        return self.data[2] // self.output[2]
+    def close(self) -> None:
+        self.bar.close()
 
+    def batch(self) -> torch.Tensor:
+        return self.batches[self.cursor % BENCH_BATCHES]
 
-def argument_info(func: tvm.tirx.PrimFunc) -> list[tuple[str, str, list[int]]]:
-    """("TENSOR", dtype, shape) of each of a kernel's arguments, as MetaSchedule reads them."""
-    return [tuple(info.as_json()) for info in ms.arg_info.ArgInfo.from_prim_func(func)]
+    def next_round(self) -> None:
+        self.cursor += 1
+        self.bar.update()
 
+    def step(self, what: str) -> None:
+        self.bar.set_postfix_str(what)
 
-def conv_kernels(kernels: tvm.IRModule) -> list[ConvKernel]:
-    """Fused kernels that start with a 2-D convolution: (data, weight, ..., output) buffers."""
-    found = []
-    for gv, func in kernels.functions_items():
-        if isinstance(func, tvm.tirx.PrimFunc) and gv.name_hint.startswith("fused_conv2d"):
-            shapes = [tuple(shape) for _, _, shape in argument_info(func)]
-            found.append(ConvKernel(gv.name_hint, func, shapes[0], shapes[1], shapes[-1]))
-    return found
+    def compile(self, model: torch.nn.Module, system: str) -> CompiledModel:
+        self.step(f"compiling {system}")
+        compiled = compile_model(
+            model, self.loaded.name, self.loaded.config.input_shape, self.target_name, self.options.batch,
+            gate_form=TVM_FORMS[system], channel_buckets=self.options.channel_buckets, database_dir=self.database_dir,
+        )
+        self.tvm_threads = compiled.metadata["target"].get("num-cores")
+        return compiled
 
-
-def largest_conv(
-    model: torch.nn.Module,
-    shape: tuple[int, int, int],
-    target_name: str,
-    database_dir: str,
-    channel_buckets: int,
-    repeats: int,
-) -> dict:
-    """The gated model's largest conv kernel: TVM tuned, TVM untuned and PyTorch, each timed alone.
-
-    The TVM kernel is the fused one the model runs (conv + bias, and the ReLU / gate-score multiply
-    fused after it); PyTorch runs conv2d + bias + ReLU on the same shapes.
-    """
-    spec = get_target(target_name)
-    config = spec.config()
-    target = spec.tvm_target(config)
-    _, kernels = lower_to_kernels(import_model(model, (1, *shape)), spec, target, "lowered", channel_buckets)
-    conv = max(conv_kernels(kernels), key=lambda kernel: kernel.flops)
-    mod = kernel_module(conv.func)
-    schedule = TuningDatabase(database_dir, config).database.query_schedule(mod, target, workload_name="main")
-    if schedule is None:
-        raise LcnetError(f"the largest conv kernel {conv.name} has no record in {database_dir}")
-    device = spec.device()
-    random = np.random.default_rng(0)
-    arguments = [
-        tvm.runtime.tensor(random.standard_normal(shape).astype(dtype), device) for _, dtype, shape in argument_info(conv.func)
-    ]
-
-    def tvm_ms(module: tvm.IRModule) -> float:
-        with quiet_native_noise():
-            library = build_candidate(module, target)
-        timer = library.time_evaluator("main", device, number=10, repeat=repeats)
-        return float(np.median(timer(*arguments).results)) * 1e3
-
-    x = torch.randn(conv.data)
-    weight = torch.randn(conv.weight)
-    bias = torch.randn(conv.weight[0])
-    padding = (conv.weight[2] - 1) // 2
-
-    def torch_conv():
+    def measure_point(self, flops_fraction: float | None, calibration: torch.Tensor) -> dict:
+        selected = self.options.systems
+        model = copy.deepcopy(self.loaded.model).eval()
+        shift = None
+        if flops_fraction is not None:
+            self.step(f"calibrating gates to {flops_fraction} of dense FLOPs")
+            shift = calibrate_gates(model, calibration, flops_fraction, self.counter)
+        runs: dict[str, Callable[[], object]] = {}
+        flops: dict[str, float] = {}
+        extra: dict[str, dict] = defaultdict(dict)
+        dense = self.counter.dense_flops
+        masked = dense + self.counter.gate_network_flops
+        eager = {
+            "eager-dense": (self.dense_model, dense),
+            "eager-mask": (WithGateScores(model).eval(), masked),
+            "eager-skip": (SkippingResNet(model, record=False), self._skip_flops(model)),
+        }
+        for name, (module, executed) in eager.items():
+            if name in selected or "torch-compile" in selected and name != "eager-dense":
+                runs[name] = self._eager_call(module)
+                flops[name] = executed
+        if "torch-compile" in selected:
+            source = self._faster(runs, ("eager-mask", "eager-skip"))
+            runs["torch-compile"], extra["torch-compile"] = self._torch_compile(eager[source][0])
+            extra["torch-compile"]["compiled_from"] = source
+            flops["torch-compile"] = flops[source]
+            runs = {name: run for name, run in runs.items() if name in selected}
+        compiled: dict[str, CompiledModel] = {}
+        for name in TVM_FORMS:
+            if name not in selected:
+                continue
+            if name == "tvm-dense":
+                self.compiled_dense = self.compiled_dense or self.compile(model, name)
+                compiled[name] = self.compiled_dense
+            else:
+                compiled[name] = self.compile(model, name)
+            system = compiled[name]
+            runs[name] = lambda system=system: system.run(self.batch().numpy())
+            flops[name] = float(np.mean([system.run(b.numpy()).executed_flops.mean() for b in self.batches]))
+            extra[name]["tuning"] = system.tuning
+        self.step("measuring")
+        ordered = {name: runs[name] for name in SYSTEMS if name in runs}
         with torch.inference_mode():
-            F.relu(F.conv2d(x, weight, bias, stride=conv.stride, padding=padding))
+            latency = measure_interleaved(ordered, self.options.iterations, BENCH_BATCHES, self.next_round)
+        systems = {
+            name: {**latency[name], "executed_gflops": flops[name] / 1e9, **extra.get(name, {})} for name in ordered
+        }
+        point = {
+            "flops_fraction": flops_fraction,
+            "gate_shift": shift,
+            "systems": systems,
+            "tuning_trials": {name: compiled[name].tuning["trials"] for name in compiled},
+            "speedup_vs_best_eager": _speedup(systems),
+            "realization_ratio": _realization(systems, dense / 1e9),
+        }
+        if self.options.profile:
+            self.step("profiling tvm-gated")
+            point["profile"] = profile_kernels(compiled["tvm-gated"], self.batches, self.options.iterations)
+        return point
 
-    torch_times = measure_interleaved({"torch": torch_conv}, repeats * 10, warmup=5)["torch"]
-    tuned_ms = tvm_ms(schedule.mod)
-    return {
-        "kernel": conv.name,
-        "data": list(conv.data),
-        "weight": list(conv.weight),
-        "stride": conv.stride,
-        "gflops": conv.flops / 1e9,
-        "tvm_tuned_ms": tuned_ms,
-        "tvm_untuned_ms": tvm_ms(mod),
-        "torch_ms": torch_times["median_ms"],
-        "torch_over_tvm_tuned": torch_times["median_ms"] / tuned_ms,
+    def _eager_call(self, module: torch.nn.Module) -> Callable[[], object]:
+        return lambda: module(self.batch())
+
+    @torch.inference_mode()
+    def _skip_flops(self, model: torch.nn.Module) -> float:
+        """Mean per-sample FLOPs eager-skip executes: counted from what a recording instance ran."""
+        recording = SkippingResNet(model)
+        executed = []
+        for batch in self.batches:
+            recording(batch)
+            executed.append(self.counter.executed_flops(recording.computed_keeps()))
+        return float(torch.cat(executed).mean())
+
+    def _faster(self, runs: dict[str, Callable[[], object]], names: tuple[str, ...]) -> str:
+        self.step("picking the faster eager LC-Net for torch.compile")
+        with torch.inference_mode():
+            latency = measure_interleaved({name: runs[name] for name in names}, PICK_ROUNDS, warmup=2)
+        return min(names, key=lambda name: latency[name]["median_ms"])
+
+    def _torch_compile(self, module: torch.nn.Module) -> tuple[Callable[[], object], dict]:
+        """``torch.compile`` of ``module`` and what Dynamo made of it (graphs, breaks and why)."""
+        self.step("torch.compile: counting graph breaks")
+        torch._dynamo.reset()
+        with torch.inference_mode():
+            explained = torch._dynamo.explain(module)(self.batches[0])
+        torch._dynamo.reset()
+        reasons = sorted({str(reason.reason).splitlines()[0] for reason in explained.break_reasons})
+        self.step("torch.compile: compiling (first calls)")
+        compiled = torch.compile(module)
+        return self._eager_call(compiled), {
+            "graphs": explained.graph_count,
+            "graph_breaks": explained.graph_break_count,
+            "break_reasons": reasons,
+        }
+
+
+def _speedup(systems: dict[str, dict]) -> float | None:
+    """Best eager median / tvm-gated median."""
+    eager = [systems[name]["median_ms"] for name in EAGER_SYSTEMS if name in systems]
+    if "tvm-gated" not in systems or not eager:
+        return None
+    return min(eager) / systems["tvm-gated"]["median_ms"]
+
+
+def _realization(systems: dict[str, dict], dense_gflops: float) -> float | None:
+    """(tvm-dense latency / tvm-gated latency) / (dense FLOPs / tvm-gated executed FLOPs): 1.0 when saved FLOPs are saved time."""
+    if "tvm-dense" not in systems or "tvm-gated" not in systems:
+        return None
+    gated = systems["tvm-gated"]
+    time_saved = systems["tvm-dense"]["median_ms"] / gated["median_ms"]
+    return time_saved / (dense_gflops / gated["executed_gflops"])
+
+
+def profile_kernels(compiled: CompiledModel, batches: list[torch.Tensor], rounds: int) -> dict:
+    """Where ``compiled`` spends its time, per VM call and per category, from the Relax VM's call instrument.
+
+    Each VM call (kernel, builtin, or outlined branch function) is timed
+    exclusive of the calls it makes. The instrument is a Python callback around
+    every call, so an instrumented inference takes longer than a plain one; that
+    difference divided by the calls is the instrument's cost per call, and each
+    call's estimate is its measured time less that cost (so the estimates add up
+    to the plain inference time). Time in the VM's own interpreter loop falls
+    to the function being interpreted (``main`` or a branch function).
+    """
+    device = compiled.target.device()
+    vm = relax.VirtualMachine(compiled.executable, device)
+    main = vm["main"]
+    inputs = [tvm.runtime.tensor(batch.numpy(), device) for batch in batches]
+
+    def run_all() -> float:
+        started = time.perf_counter()
+        for index in range(rounds):
+            main(inputs[index % len(inputs)])
+        return (time.perf_counter() - started) * 1e3 / rounds
+
+    run_all()  # warm-up
+    plain_ms = run_all()
+    exclusive: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    stack: list[list[float]] = []  # per open call: [start, time spent in the calls it made]
+
+    def instrument(_func, symbol, before_run, _ret, *_args):
+        now = time.perf_counter()
+        if before_run:
+            stack.append([now, 0.0])
+        else:
+            started, nested = stack.pop()
+            exclusive[symbol] += now - started - nested
+            calls[symbol] += 1
+            if stack:
+                stack[-1][1] += now - started
+        return 0  # VMInstrumentReturnKind.NO_OP
+
+    vm.set_instrument(instrument)
+    instrumented_ms = run_all()
+    calls_per_round = sum(calls.values()) / rounds
+    overhead_ms = max(0.0, instrumented_ms - plain_ms) / calls_per_round
+    estimated = {
+        symbol: max(0.0, seconds * 1e3 / rounds - overhead_ms * calls[symbol] / rounds)
+        for symbol, seconds in exclusive.items()
     }
+    categories: dict[str, dict] = defaultdict(lambda: {"ms": 0.0, "calls": 0.0})
+    for symbol, ms in estimated.items():
+        category = categories[_category(symbol)]
+        category["ms"] += ms
+        category["calls"] += calls[symbol] / rounds
+    return {
+        "rounds": rounds,
+        "plain_ms": plain_ms,
+        "instrumented_ms": instrumented_ms,
+        "vm_calls": calls_per_round,
+        "instrument_overhead_us_per_call": overhead_ms * 1e3,
+        "categories": dict(sorted(categories.items(), key=lambda item: item[1]["ms"], reverse=True)),
+        "kernels": [
+            {"name": symbol, "ms": ms, "calls": calls[symbol] / rounds}
+            for symbol, ms in sorted(estimated.items(), key=lambda item: item[1], reverse=True)
+        ],
+    }
+
+
+def _category(symbol: str) -> str:
+    for category, fragments in PROFILE_CATEGORIES:
+        if any(fragment in symbol for fragment in fragments):
+            return category
+    return "other kernels (residual adds, ReLUs, ...)"
 
 
 def format_bench(report: dict) -> str:
+    threads = report["threads"]
     lines = [
-        f"model      {report['model']} ({report['source']}), input {report['input_shape']}, target {report['target']}",
-        f"tuning     {report['kernels_tuned']} of {report['kernels']} gated kernels tuned, "
-        f"{report['tuning_trials']} trials ({report['tuning_database']})",
-        f"FLOPs      dense {report['dense_gflops'] * 1e3:.1f} MFLOPs; gated build executes "
-        f"{report['executed_gflops'] / report['dense_gflops']:.3f} of it, decisions call for "
-        f"{report['decided_gflops'] / report['dense_gflops']:.3f} (mean over {BENCH_INPUTS} inputs; gate shift "
-        f"{report['gate_shift'] if report['gate_shift'] is not None else 'none'})",
-        f"latency    batch 1, median (p90) of {next(iter(report['systems'].values()))['iterations']} interleaved rounds:",
+        f"model   {report['model']} ({report['source']}), input {report['input_shape']}, target {report['target']}, "
+        f"threads: torch {threads['torch']}, TVM {threads['tvm']}",
+        f"dense   {report['dense_gflops'] * 1e3:.2f} MFLOPs per sample; tuning records {report['tuning_database']}",
     ]
-    eager = report["systems"]["eager-mask"]["median_ms"]
-    for name, row in report["systems"].items():
-        lines.append(f"  {name:18} {row['median_ms']:8.2f} ms ({row['p90_ms']:.2f})   eager/this {eager / row['median_ms']:.2f}x")
-    conv = report["largest_conv"]
-    lines.append(
-        f"largest conv {conv['kernel']} (data {conv['data']}, weight {conv['weight']}, stride {conv['stride']}, "
-        f"{conv['gflops'] * 1e3:.0f} MFLOPs): TVM tuned {conv['tvm_tuned_ms']:.3f} ms, untuned "
-        f"{conv['tvm_untuned_ms']:.3f} ms, PyTorch conv2d+bias+ReLU {conv['torch_ms']:.3f} ms "
-        f"(PyTorch/TVM tuned {conv['torch_over_tvm_tuned']:.2f}x)"
-    )
+    for point in report["points"]:
+        lines.extend(_format_point(point, report["dense_gflops"]))
     return "\n".join(lines)
+
+
+def _format_point(point: dict, dense_gflops: float) -> list[str]:
+    shift = "none (the model's own gates)" if point["gate_shift"] is None else f"{point['gate_shift']:+.3f}"
+    iterations = next(iter(point["systems"].values()))["iterations"]
+    lines = [
+        "",
+        f"operating point: gate shift {shift}"
+        + (f", calibrated to {point['flops_fraction']} of dense FLOPs" if point["flops_fraction"] else ""),
+        f"  {'system':<14} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8} {'MFLOPs/sample':>14} {'of dense':>8}  "
+        f"({iterations} interleaved rounds)",
+    ]
+    for name, row in point["systems"].items():
+        note = ""
+        if "tuning" in row:
+            tuning = row["tuning"]
+            note = f"{tuning['tuned']}/{tuning['kernels']} kernels tuned, {tuning['trials']} trials"
+        if "graph_breaks" in row:
+            note = f"of {row['compiled_from']}: {row['graphs']} graphs, {row['graph_breaks']} graph breaks"
+        lines.append(
+            f"  {name:<14} {row['median_ms']:>10.3f} {row['p90_ms']:>8.3f} {row['p99_ms']:>8.3f} "
+            f"{row['executed_gflops'] * 1e3:>14.2f} {row['executed_gflops'] / dense_gflops:>8.3f}  {note}"
+        )
+    if point["speedup_vs_best_eager"] is not None:
+        eager = {name: row["median_ms"] for name, row in point["systems"].items() if name in EAGER_SYSTEMS}
+        best = min(eager, key=eager.get)
+        lines.append(f"  tvm-gated vs the best eager system ({best}): {point['speedup_vs_best_eager']:.2f}x faster")
+    if point["realization_ratio"] is not None:
+        lines.append(f"  realization ratio (saved time / saved FLOPs, tvm-gated vs tvm-dense): {point['realization_ratio']:.2f}")
+    if "profile" in point:
+        lines.extend(_format_profile(point["profile"]))
+    return lines
+
+
+def _format_profile(profile: dict) -> list[str]:
+    lines = [
+        f"  tvm-gated profile: {profile['plain_ms']:.3f} ms per inference through the VM alone, "
+        f"{profile['vm_calls']:.0f} VM calls (Relax VM call instrument, {profile['rounds']} inferences; "
+        f"estimates less its {profile['instrument_overhead_us_per_call']:.1f} us per call)",
+    ]
+    lines += [
+        f"    {category:<42} {row['ms']:8.3f} ms {row['calls']:8.1f} calls"
+        for category, row in profile["categories"].items()
+    ]
+    lines.append("    slowest calls:")
+    lines += [f"      {kernel['name']:<40} {kernel['ms']:8.3f} ms {kernel['calls']:8.1f} calls" for kernel in profile["kernels"][:8]]
+    return lines
+
+
+def plot_bench(report: dict, path: str) -> None:
+    """Latency against executed FLOPs, one line per system over the operating points."""
+    import matplotlib  # noqa: PLC0415 (only the --plot path needs it)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name in SYSTEMS:
+        rows = [point["systems"][name] for point in report["points"] if name in point["systems"]]
+        if rows:
+            axes.plot(
+                [row["executed_gflops"] * 1e3 for row in rows], [row["median_ms"] for row in rows],
+                marker="o", linestyle="--" if name.startswith("eager") or name == "torch-compile" else "-", label=name,
+            )
+    axes.set_xlabel("executed MFLOPs per sample")
+    axes.set_ylabel(f"median latency per batch of {report['batch']} (ms)")
+    trials = ", ".join(f"{name} {count}" for name, count in report["tuning_trials"].items())
+    axes.set_title(f"{report['model']} on {report['target']}, batch {report['batch']}\ntuning trials: {trials}", fontsize=9)
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

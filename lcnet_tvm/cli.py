@@ -10,11 +10,13 @@ from pathlib import Path
 
 from .errors import InputError, LcnetError
 from .gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM, GATE_FORMS
+from .systems import SYSTEMS
 from .train_config import TrainConfig
 
 GATES_HELP = (
     "lowered (default): skipped blocks are not computed, only kept channels are; "
-    "mask: compute everything, multiply by the scores"
+    "mask: compute everything, multiply by the scores; "
+    "dense: the backbone without its gates (the baseline)"
 )
 BUCKETS_HELP = (
     f"static channel counts per channel gate: ceil(C*i/N), i=1..N (default {DEFAULT_CHANNEL_BUCKETS}); "
@@ -39,15 +41,25 @@ def cmd_demo(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from .bench import format_bench, run_bench  # noqa: PLC0415
+    from .bench import BenchOptions, format_bench, plot_bench, run_bench  # noqa: PLC0415
     from .checkpoint import resolve_model  # noqa: PLC0415
 
-    report = run_bench(
-        resolve_model(args.model), args.target, args.db, args.iterations, args.flops_fraction, args.channel_buckets
+    options = BenchOptions(
+        target_name=args.target,
+        database_dir=args.db,
+        iterations=args.iterations,
+        batch=args.batch,
+        flops_fractions=args.flops_fraction or [None],
+        channel_buckets=args.channel_buckets,
+        systems=args.systems.split(",") if args.systems else SYSTEMS,
+        profile=args.profile,
     )
+    report = run_bench(resolve_model(args.model), options)
     print(format_bench(report))
     if args.json:
         _write_json(args.json, report)
+    if args.plot:
+        plot_bench(report, args.plot)
 
 
 def format_gates(gates: list[dict], gate_form: str | None = None) -> str:
@@ -249,17 +261,24 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--rpc-timeout", type=float, default=60.0, metavar="S", help=RPC_TIMEOUT_HELP)
     tune.set_defaults(handler=cmd_tune)
 
-    bench = commands.add_parser("bench", help="latency side by side: PyTorch eager, TVM untuned, TVM tuned (batch 1)")
+    bench = commands.add_parser(
+        "bench", help="latency side by side: eager PyTorch (dense, mask, skipping, torch.compile) vs TVM (dense, mask, gated)"
+    )
     bench.add_argument("--model", help=MODEL_HELP)
     bench.add_argument("--target", help="target (default: the shipped records' target, or x86)")
     bench.add_argument("--db", metavar="DIR", help="tuning database (default: the shipped records for the model)")
+    bench.add_argument("--batch", type=int, default=1, help="samples per call (default 1)")
     bench.add_argument("--iterations", type=int, default=100, metavar="N", help="interleaved timed rounds (default 100)")
     bench.add_argument(
-        "--flops-fraction", type=float, metavar="F",
-        help="operating point: shift every gate's threshold so decisions call for F of the dense FLOPs",
+        "--flops-fraction", type=float, nargs="+", metavar="F",
+        help="operating points: shift every gate's threshold so decisions call for F of the dense FLOPs "
+        "(several values sweep; default: the model's own gates)",
     )
+    bench.add_argument("--systems", metavar="A,B", help=f"comma-separated subset of {','.join(SYSTEMS)} (default: all)")
+    bench.add_argument("--profile", action="store_true", help="break tvm-gated's time down by kernel and category")
     bench.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
     bench.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+    bench.add_argument("--plot", metavar="OUT.png", help="also plot latency against executed FLOPs per system")
     bench.set_defaults(handler=cmd_bench)
 
     run = commands.add_parser("run", help="run a compiled artifact on an NCHW float32 .npy batch")

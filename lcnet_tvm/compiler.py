@@ -24,6 +24,7 @@ from lcnet_tvm.targets.remote import RemoteDevice
 from . import __version__
 from .errors import LcnetError
 from .flops import FlopsCounter
+from .gates import without_gates
 from .importer import ImportedModel, import_model
 from .native_stderr import quiet_native_noise
 from .runtime import ARTIFACT_FORMAT, CompiledModel
@@ -49,6 +50,11 @@ def _validate_options(batch_size: int, gate_form: str, channel_buckets: int) -> 
         raise LcnetError(f"unknown gate form {gate_form!r}; use one of {', '.join(GATE_FORMS)}")
     if channel_buckets < 1:
         raise LcnetError(f"channel buckets must be at least 1, got {channel_buckets}")
+
+
+def model_for_form(model: nn.Module, gate_form: str) -> nn.Module:
+    """What a gate form compiles: ``model``, or for the ``dense`` form its backbone without gates."""
+    return without_gates(model) if gate_form == "dense" else model
 
 
 def lower_to_kernels(
@@ -85,7 +91,7 @@ def tune_model(
     runner = spec.tuning_runner(target_config, remote)
     builder = InProcessBuilder(link=spec.library_compiler())
     database = TuningDatabase(database_dir, target_config, create=True)
-    imported = import_model(model, (batch_size, *input_shape))
+    imported = import_model(model_for_form(model, gate_form), (batch_size, *input_shape))
     _, kernels = lower_to_kernels(imported, spec, target, gate_form, channel_buckets)
     tasks = kernel_tasks(kernels, target)
     spread_budget(tasks, trials)
@@ -119,6 +125,7 @@ def compile_model(
     target = spec.tvm_target(target_config)
     database = TuningDatabase(database_dir, target_config) if database_dir else None
     started = time.perf_counter()
+    model = model_for_form(model, gate_form)
     imported = import_model(model, (batch_size, *input_shape))
     gates = [{**gate, "lowered": False} for gate in describe_gates(imported)]
     graph, kernels = lower_to_kernels(imported, spec, target, gate_form, channel_buckets)

@@ -6,11 +6,13 @@ channels are computed and read, rounded up to one of ``channel_buckets``
 static channel counts per gate). Gates the passes do not understand stay in
 mask form, with a warning. ``mask``: every block and channel is computed,
 then multiplied by the gate scores (how research code runs LC-Net).
+``dense``: the backbone without its gates (:func:`~lcnet_tvm.gates.without_gates`):
+every block and channel computed, no gate networks; the baseline gates are measured against.
 """
 
 import math
 
-GATE_FORMS = ("lowered", "mask")
+GATE_FORMS = ("lowered", "mask", "dense")
 DEFAULT_GATE_FORM = "lowered"
 #: Static channel counts per channel gate: ceil(C * i / N) for i = 1..N (and 0: nothing kept).
 DEFAULT_CHANNEL_BUCKETS = 8

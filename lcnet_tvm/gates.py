@@ -26,6 +26,7 @@ name, relative to the module that owns the gate). The FLOPs accounting in
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -166,3 +167,16 @@ class WithGateScores(nn.Module):
         with record_gate_scores(self.model) as scores:
             logits = self.model(x)
         return (logits, *scores)
+
+
+def without_gates(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with its gate modules removed: the dense backbone, same weights.
+
+    Each gate's attribute on its owner becomes ``None``; the owner's forward must
+    then run its units ungated, as :class:`~lcnet_tvm.models.GatedBasicBlock` does.
+    """
+    dense = copy.deepcopy(model)
+    for name, _ in find_gates(dense):
+        owner, _, attribute = name.rpartition(".")
+        setattr(dense.get_submodule(owner), attribute, None)
+    return dense

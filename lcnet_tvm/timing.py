@@ -14,20 +14,19 @@ def measure_interleaved(
     warmup: int = 3,
     after_round: Callable[[], object] | None = None,
 ) -> dict[str, dict]:
-    """Call each system ``warmup`` times, then ``iterations`` rounds of one call each, in turn.
+    """``warmup`` untimed rounds, then ``iterations`` timed rounds; a round calls each system once, in turn.
 
-    ``after_round`` (untimed) runs after each round, e.g. to move on to the next input.
-    Returns per system its median, p90 and p99 latency in milliseconds.
+    ``after_round`` (untimed) runs after every round, warm-up included, e.g. to
+    move on to the next input. Returns per system its median, p90 and p99
+    latency in milliseconds.
     """
-    for run in systems.values():
-        for _ in range(warmup):
-            run()
     samples: dict[str, list[float]] = {name: [] for name in systems}
-    for _ in range(iterations):
+    for round_index in range(warmup + iterations):
         for name, run in systems.items():
             started = time.perf_counter()
             run()
-            samples[name].append((time.perf_counter() - started) * 1e3)
+            if round_index >= warmup:
+                samples[name].append((time.perf_counter() - started) * 1e3)
         if after_round is not None:
             after_round()
     return {

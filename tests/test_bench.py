@@ -1,20 +1,28 @@
-"""The benchmark harness on a tiny model: gate calibration, every system timed, the largest conv found.
+"""The benchmark harness on tiny models: gate calibration, every system timed at every operating point.
 
 No timing assertions: the figures are checked for shape and sanity only.
 """
 
+import json
+
 import pytest
 import torch
 
-from lcnet_tvm.bench import format_bench, run_bench
+from lcnet_tvm.bench import BenchOptions, format_bench, plot_bench, run_bench
 from lcnet_tvm.calibrate import calibrate_gates, decided_fraction
 from lcnet_tvm.checkpoint import LoadedModel
 from lcnet_tvm.errors import LcnetError
 from lcnet_tvm.flops import FlopsCounter
 from lcnet_tvm.models import LCResNet, zoo_config
+from lcnet_tvm.systems import EAGER_SYSTEMS, SYSTEMS, TVM_FORMS
 
 from .conftest import randomize
 from .tiny import BUCKETS, SHAPE
+
+SCHEMA_KEYS = {
+    "model", "target", "batch", "threads", "tuning_trials", "systems", "dense_gflops",
+    "speedup_vs_best_eager", "realization_ratio",
+}
 
 
 def narrow_resnet20() -> torch.nn.Module:
@@ -43,29 +51,71 @@ def test_an_unreachable_operating_point_is_refused():
         calibrate_gates(model, torch.randn(4, *SHAPE), 0.01, counter)
 
 
-def test_bench_times_every_system_and_compares_the_largest_conv(tuned):
+def test_bench_measures_every_system_at_every_operating_point(tuned, tmp_path):
     model, directory, _ = tuned
-    report = run_bench(LoadedModel("tiny", model, "untrained"), "x86", str(directory), 3, channel_buckets=BUCKETS)
-    assert set(report["systems"]) == {"eager-mask", "tvm-gated-untuned", "tvm-gated"}
-    assert all(row["median_ms"] > 0 and row["iterations"] == 3 for row in report["systems"].values())
-    assert report["kernels_tuned"] == report["kernels"] and report["tuning_trials"] >= report["kernels"]
-    assert 0 < report["decided_gflops"] <= report["executed_gflops"] <= report["dense_gflops"] * 1.01
-    conv = report["largest_conv"]
-    assert conv["gflops"] * 1e9 == largest_conv_flops(model)
-    assert conv["tvm_tuned_ms"] > 0 and conv["tvm_untuned_ms"] > 0 and conv["torch_ms"] > 0
-    assert "largest conv" in format_bench(report)
+    options = BenchOptions("x86", str(directory), iterations=3, batch=2, flops_fractions=[0.6, 0.9],
+                           channel_buckets=BUCKETS, profile=True, show_progress=False)
+    report = run_bench(LoadedModel("lcnet_resnet20_cifar", model, "untrained"), options)
+    assert SCHEMA_KEYS <= set(report) and report["batch"] == 2 and report["target"] == "x86"
+    assert report["systems"] == report["points"][0]["systems"]
+    counter = FlopsCounter.from_model(model, SHAPE)
+    dense = counter.dense_flops / 1e9
+    assert report["dense_gflops"] == dense
+    for point in report["points"]:
+        systems = point["systems"]
+        assert list(systems) == list(SYSTEMS)
+        for row in systems.values():
+            assert {"median_ms", "p90_ms", "p99_ms", "executed_gflops"} <= set(row)
+            assert 0 < row["median_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["iterations"] == 3
+        for name in ("eager-dense", "tvm-dense"):
+            assert systems[name]["executed_gflops"] == dense
+        masked = (counter.dense_flops + counter.gate_network_flops) / 1e9
+        for name in ("eager-mask", "tvm-mask"):
+            assert systems[name]["executed_gflops"] == pytest.approx(masked)
+        # Buckets round kept channels up: the compiled gated model runs at least what eager-skip runs.
+        assert systems["eager-skip"]["executed_gflops"] <= systems["tvm-gated"]["executed_gflops"] * (1 + 1e-6)
+        compiled_torch = systems["torch-compile"]
+        assert compiled_torch["executed_gflops"] == systems[compiled_torch["compiled_from"]]["executed_gflops"]
+        assert compiled_torch["graphs"] == compiled_torch["graph_breaks"] + 1
+        for name in TVM_FORMS:  # records are for batch 1: batch-2 kernels partly share their shapes
+            tuning = systems[name]["tuning"]
+            assert 0 <= tuning["tuned"] <= tuning["kernels"] and point["tuning_trials"][name] == tuning["trials"]
+        assert point["tuning_trials"]["tvm-gated"] > 0
+        best_eager = min(systems[name]["median_ms"] for name in EAGER_SYSTEMS)
+        assert point["speedup_vs_best_eager"] == pytest.approx(best_eager / systems["tvm-gated"]["median_ms"])
+        time_ratio = systems["tvm-dense"]["median_ms"] / systems["tvm-gated"]["median_ms"]
+        flops_ratio = dense / systems["tvm-gated"]["executed_gflops"]
+        assert point["realization_ratio"] == pytest.approx(time_ratio / flops_ratio)
+        profile = point["profile"]
+        assert profile["vm_calls"] == pytest.approx(sum(row["calls"] for row in profile["categories"].values()))
+        assert sum(row["ms"] for row in profile["categories"].values()) <= profile["instrumented_ms"]
+        assert profile["categories"]["convolutions"]["calls"] >= 1
+    low, high = (point["systems"]["eager-skip"]["executed_gflops"] for point in report["points"])
+    assert low < high  # the sweep moves the operating point
+    text = format_bench(report)
+    assert "realization ratio" in text and "graph breaks" in text and "slowest calls" in text
+    plot = tmp_path / "bench.png"
+    plot_bench(report, str(plot))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    json.dumps(report)  # the report is plain JSON
 
 
-def largest_conv_flops(model: torch.nn.Module) -> int:
-    """FLOPs of the model's largest Conv2d, from PyTorch (independent of the compiler's kernels)."""
-    flops = []
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (BenchOptions(iterations=0), "iterations must be at least 1, got 0"),
+        (BenchOptions(batch=0), "batch must be at least 1, got 0"),
+        (BenchOptions(systems=["tvm-fast"]), "unknown systems \\['tvm-fast'\\]; choose from eager-dense"),
+        (BenchOptions(systems=["eager-mask"], profile=True), "--profile breaks down tvm-gated"),
+    ],
+)
+def test_bad_bench_options_are_refused(options, message):
+    with pytest.raises(LcnetError, match=message):
+        run_bench(LoadedModel("lcnet_resnet20_cifar", narrow_resnet20(), "untrained"), options)
 
-    def record(conv, _inputs, output):
-        flops.append(2 * output.numel() * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1])
 
-    hooks = [module.register_forward_hook(record) for module in model.modules() if isinstance(module, torch.nn.Conv2d)]
-    with torch.no_grad():
-        model(torch.randn(1, *SHAPE))
-    for hook in hooks:
-        hook.remove()
-    return max(flops)
+def test_eager_systems_alone_need_no_tuning_records():
+    options = BenchOptions(iterations=2, systems=["eager-dense", "eager-skip"], show_progress=False)
+    report = run_bench(LoadedModel("tiny", narrow_resnet20(), "untrained"), options)
+    assert list(report["systems"]) == ["eager-dense", "eager-skip"]
+    assert report["speedup_vs_best_eager"] is None and report["realization_ratio"] is None
