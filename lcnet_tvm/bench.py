@@ -39,6 +39,7 @@ from .compiler import compile_model
 from .demo import dataset_for
 from .eager_skip import SkippingResNet
 from .errors import LcnetError
+from .files import write_atomically
 from .flops import FlopsCounter
 from .gate_forms import DEFAULT_CHANNEL_BUCKETS
 from .gates import WithGateScores, without_gates
@@ -447,5 +448,5 @@ def plot_bench(report: dict, path: str) -> None:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    write_atomically(path, lambda stream: figure.savefig(stream, format="png", dpi=120))
     plt.close(figure)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .errors import ModelError
+from .files import write_atomically, write_json
 from .models import ZOO, LCResNet, ResNetConfig, zoo_config
 
 CHECKPOINT_FORMAT = "lcnet_tvm.checkpoint/1"
@@ -38,7 +38,6 @@ class LoadedModel:
 def save_checkpoint(path: str | os.PathLike, name: str, model: LCResNet, info: dict) -> None:
     """Save atomically; ``info`` (data set, metrics) is also written as ``path.json``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "name": name,
@@ -46,14 +45,8 @@ def save_checkpoint(path: str | os.PathLike, name: str, model: LCResNet, info: d
         "state_dict": model.state_dict(),
         "info": json.dumps(info),
     }
-    for destination, write in (
-        (path, lambda stream: torch.save(payload, stream)),
-        (path.with_suffix(".json"), lambda stream: stream.write(json.dumps(info, indent=2).encode() + b"\n")),
-    ):
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{destination.name}.", delete=False) as stream:
-            write(stream)
-        os.chmod(stream.name, 0o644)  # temporary files are created private
-        os.replace(stream.name, destination)
+    write_atomically(path, lambda stream: torch.save(payload, stream))
+    write_json(path.with_suffix(".json"), info)
 
 
 def load_checkpoint(path: str | os.PathLike) -> LoadedModel:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 from .errors import InputError, LcnetError
+from .files import write_json
 from .gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM, GATE_FORMS
 from .systems import SYSTEMS
 from .train_config import TrainConfig
@@ -27,17 +27,13 @@ RPC_TIMEOUT_HELP = "seconds one RPC session may take (default 60; an emulated de
 MODEL_HELP = "zoo name (lcnet_resnet20_cifar, ...) or checkpoint .pt (default: the shipped digits checkpoint)"
 
 
-def _write_json(path: str, data: dict) -> None:
-    Path(path).write_text(json.dumps(data, indent=2) + "\n")
-
-
 def cmd_demo(args) -> None:
     from .demo import format_report, run_demo  # noqa: PLC0415 (keep `--help` fast: TVM imports take seconds)
 
     report = run_demo(args.model, args.cifar10, args.latency_iterations, args.gates, args.channel_buckets)
     print(format_report(report))
     if args.json:
-        _write_json(args.json, report)
+        write_json(args.json, report)
 
 
 def cmd_bench(args) -> None:
@@ -57,7 +53,7 @@ def cmd_bench(args) -> None:
     report = run_bench(resolve_model(args.model), options)
     print(format_bench(report))
     if args.json:
-        _write_json(args.json, report)
+        write_json(args.json, report)
     if args.plot:
         plot_bench(report, args.plot)
 
@@ -181,7 +177,7 @@ def cmd_run(args) -> None:
             f"[{channels}]  FLOPs executed {fractions[index]:.3f} of dense (decisions alone: {decided[index]:.3f})"
         )
     if args.json:
-        _write_json(args.json, {"artifact": str(args.artifact), "samples": rows})
+        write_json(args.json, {"artifact": str(args.artifact), "samples": rows})
 
 
 def cmd_train(args) -> None:
@@ -318,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lcnet-tvm: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # a file that could not be read or written, named by the OS
+        print(f"lcnet-tvm: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -23,3 +23,7 @@ class TargetError(LcnetError):
 
 class DatabaseError(LcnetError):
     """A tuning database that is unreadable, corrupt, or made for another target."""
+
+
+class OutputError(LcnetError):
+    """An output file or directory that cannot be written (read-only, missing parent, disk full)."""

@@ -13,6 +13,14 @@ In mask form the caller computes everything and multiplies by the score, so the
 model runs in PyTorch and exports to one static graph; the compiler's passes
 turn the multiplication by a hard 0/1 decision into skipped work.
 
+Decisions at the threshold: eager PyTorch and the compiled code compute a
+gate's logit with different summation orders, so a logit within float32
+rounding of 0 may be kept by one and skipped by the other. Both apply the same
+rule (keep iff score > 0), and the score is continuous there: the side that
+keeps scales the unit by a score below :data:`THRESHOLD_ROUNDING`, so outputs
+agree to that order either way. Comparisons (:mod:`lcnet_tvm.verify`) count
+such a pair as a tie, not a mismatch; logits are held to the same tolerance.
+
 Training uses a straight-through estimator: the forward value is the hard
 inference score (so training sees exactly the decisions inference makes), the
 backward pass treats ``clamp(z, 0, 1)`` as ``min(z, 1)``, so a closed gate
@@ -31,6 +39,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+#: A keep decision whose score is at most this is a tie at the threshold (float32 rounding of a logit).
+THRESHOLD_ROUNDING = 1e-5
 
 #: Initial bias of a gate's logits: gates start open (score 1) so that
 #: training starts from the plain backbone and learns what to skip.

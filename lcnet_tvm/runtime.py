@@ -26,7 +26,7 @@ from tvm import relax
 from lcnet_tvm.targets import get_target
 from lcnet_tvm.targets.remote import RemoteDevice
 
-from .errors import ArtifactError, InputError, LcnetError
+from .errors import ArtifactError, InputError, LcnetError, OutputError
 from .flops import FlopsCounter
 from .gates import GateInfo
 from .native_stderr import quiet_native_noise
@@ -203,8 +203,13 @@ class CompiledModel:
         directory = Path(directory)
         if directory.exists() and not (directory / METADATA_FILE).exists() and any(directory.iterdir()):
             raise ArtifactError(f"{str(directory)!r} exists and is not an lcnet_tvm artifact; choose another -o")
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        except OSError as error:
+            raise OutputError(
+                f"cannot write the artifact to {str(directory)!r}: {error.strerror or error}; choose a writable -o"
+            ) from None
         staging.chmod(0o755)
         try:
             if self._library is None:
@@ -216,8 +221,10 @@ class CompiledModel:
             if directory.exists():
                 shutil.rmtree(directory)
             staging.rename(directory)
-        except BaseException:
+        except BaseException as error:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(error, OSError):
+                raise OutputError(f"cannot write the artifact to {str(directory)!r}: {error.strerror or error}") from None
             raise
         self.metadata = metadata
         self._library = directory / LIBRARY_FILE

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gates import WithGateScores
+from .gates import THRESHOLD_ROUNDING, WithGateScores
 from .runtime import CompiledModel, RunResult
 
 
@@ -18,8 +18,11 @@ class Agreement:
     max_abs_error: float
     #: max |compiled - eager| / max(1, |eager|): absolute for small logits, relative for large ones.
     max_scaled_error: float
-    #: fraction of gate decisions (samples x gates x channels) equal between eager and compiled.
+    #: fraction of gate decisions (samples x gates x channels) that agree between eager and compiled:
+    #: equal, or at the threshold (see :data:`~lcnet_tvm.gates.THRESHOLD_ROUNDING`).
     gate_agreement: float
+    #: decisions that differ at the threshold: the keeping side's score is within rounding of 0.
+    threshold_ties: int
     prediction_agreement: float
 
     def to_json(self) -> dict:
@@ -37,13 +40,16 @@ def eager_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> t
 
 def agreement(result: RunResult, logits: np.ndarray, scores: list[np.ndarray]) -> Agreement:
     difference = np.abs(result.logits - logits)
-    equal = sum(int(((a > 0) == (b > 0)).sum()) for a, b in zip(result.scores, scores))
+    differ = [(a > 0) != (b > 0) for a, b in zip(result.scores, scores)]
+    ties = sum(int((d & (np.maximum(a, b) <= THRESHOLD_ROUNDING)).sum()) for d, a, b in zip(differ, result.scores, scores))
+    agree = sum(int((~d).sum()) for d in differ) + ties
     total = sum(b.size for b in scores)
     return Agreement(
         samples=len(logits),
         max_abs_error=float(difference.max()),
         max_scaled_error=float((difference / np.maximum(1.0, np.abs(logits))).max()),
-        gate_agreement=equal / total if total else 1.0,
+        gate_agreement=agree / total if total else 1.0,
+        threshold_ties=ties,
         prediction_agreement=float((result.predictions == logits.argmax(1)).mean()),
     )
 

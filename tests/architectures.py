@@ -26,7 +26,9 @@ class VGGWithChannelGates(nn.Module):
 class GatedBottleneck(nn.Module):
     """A bottleneck residual block: layer gate over the whole branch, channel gate on the 3x3 conv."""
 
-    def __init__(self, in_channels: int, mid: int, out_channels: int, stride: int):
+    def __init__(
+        self, in_channels: int, mid: int, out_channels: int, stride: int, layer_gate: bool = True, channel_gate: bool = True
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, mid, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(mid)
@@ -37,13 +39,17 @@ class GatedBottleneck(nn.Module):
         self.shortcut = nn.Sequential()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride), nn.BatchNorm2d(out_channels))
-        self.skip = LayerGate(in_channels, gated=("conv1", "conv2", "conv3"))
-        self.select = ChannelGate(in_channels, mid, producer="conv2", consumers=("conv3",))
+        self.skip = LayerGate(in_channels, gated=("conv1", "conv2", "conv3")) if layer_gate else None
+        self.select = ChannelGate(in_channels, mid, producer="conv2", consumers=("conv3",)) if channel_gate else None
 
     def forward(self, x):
         h = torch.relu(self.bn1(self.conv1(x)))
-        h = torch.relu(self.bn2(self.conv2(h))) * self.select(x)[:, :, None, None]
-        h = self.bn3(self.conv3(h)) * self.skip(x)[:, :, None, None]
+        h = torch.relu(self.bn2(self.conv2(h)))
+        if self.select is not None:
+            h = h * self.select(x)[:, :, None, None]
+        h = self.bn3(self.conv3(h))
+        if self.skip is not None:
+            h = h * self.skip(x)[:, :, None, None]
         return torch.relu(h + self.shortcut(x))
 
 

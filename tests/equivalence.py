@@ -19,6 +19,8 @@ def expected_computed(decisions: list[np.ndarray], metadata: dict) -> list[np.nd
     if nothing is kept, or if a lowered layer gate around it skipped); gates in
     mask form compute everything.
     """
+    if not decisions:  # a model without gates
+        return []
     batch = metadata["input_shape"][0]
     gates = metadata["gates"]
     counter = FlopsCounter.from_json(metadata["flops"])
