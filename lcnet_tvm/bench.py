@@ -22,18 +22,15 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import tvm
 from tqdm import tqdm
-from tvm import relax
 
-from .calibrate import calibrate_gates
+from .calibrate import CALIBRATION_INPUTS, calibrate_gates, calibration_inputs
 from .checkpoint import LoadedModel
 from .compiler import compile_model
 from .demo import dataset_for
@@ -43,6 +40,7 @@ from .files import write_atomically
 from .flops import FlopsCounter
 from .gate_forms import DEFAULT_CHANNEL_BUCKETS
 from .gates import WithGateScores, without_gates
+from .profiling import profile_calls
 from .runtime import CompiledModel
 from .shipped_tuning import target_and_records
 from .systems import EAGER_SYSTEMS, SYSTEMS, TVM_FORMS
@@ -52,21 +50,8 @@ logger = logging.getLogger(__name__)
 
 #: Distinct batches of held-out samples the timed systems cycle through.
 BENCH_BATCHES = 16
-#: Further held-out samples each gate shift is calibrated on.
-CALIBRATION_INPUTS = 64
 #: Rounds of the pre-run that picks which eager LC-Net torch.compile gets.
 PICK_ROUNDS = 8
-
-#: Kernel-name fragments -> where ``--profile`` files a VM call's time (first match wins).
-PROFILE_CATEGORIES = (
-    ("convolutions", ("conv2d",)),
-    ("channel gathers and scatters", ("take", "scatter", "strided_slice", "argsort", "where", "broadcast_to")),
-    ("gate networks and decisions", ("mean", "matmul", "clip", "greater", "less", "max", "sum")),
-    ("VM: memory allocation", ("vm.builtin.alloc",)),
-    # Our passes name the functions they outline gate{i}_branch / _channels / _skipped.
-    ("VM: branch functions and other builtins", ("_branch", "_channels", "_skipped", "vm.")),
-)
-
 
 @dataclass
 class BenchOptions:
@@ -114,7 +99,7 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
     if len(data) < needed:
         raise LcnetError(f"the benchmark needs {needed} held-out samples, the data set has {len(data)}")
     batches = [data[i * options.batch : (i + 1) * options.batch].contiguous() for i in range(BENCH_BATCHES)]
-    calibration = data[BENCH_BATCHES * options.batch : needed]
+    calibration = calibration_inputs(data)
     counter = FlopsCounter.from_model(loaded.model, shape)
     bench = _Bench(loaded, options, target_name, database_dir, batches, counter)
     points = [bench.measure_point(fraction, calibration) for fraction in options.flops_fractions]
@@ -236,7 +221,8 @@ class _Bench:
         }
         if self.options.profile:
             self.step("profiling tvm-gated")
-            point["profile"] = profile_kernels(compiled["tvm-gated"], self.batches, self.options.iterations)
+            batches = [batch.numpy() for batch in self.batches]
+            point["profile"] = profile_calls(compiled["tvm-gated"], batches, self.options.iterations)
         return point
 
     def _eager_call(self, module: torch.nn.Module) -> Callable[[], object]:
@@ -290,80 +276,6 @@ def _realization(systems: dict[str, dict], dense_gflops: float) -> float | None:
     gated = systems["tvm-gated"]
     time_saved = systems["tvm-dense"]["median_ms"] / gated["median_ms"]
     return time_saved / (dense_gflops / gated["executed_gflops"])
-
-
-def profile_kernels(compiled: CompiledModel, batches: list[torch.Tensor], rounds: int) -> dict:
-    """Where ``compiled`` spends its time, per VM call and per category, from the Relax VM's call instrument.
-
-    Each VM call (kernel, builtin, or outlined branch function) is timed
-    exclusive of the calls it makes. The instrument is a Python callback around
-    every call, so an instrumented inference takes longer than a plain one; that
-    difference divided by the calls is the instrument's cost per call, and each
-    call's estimate is its measured time less that cost (so the estimates add up
-    to the plain inference time). Time in the VM's own interpreter loop falls
-    to the function being interpreted (``main`` or a branch function).
-    """
-    device = compiled.target.device()
-    vm = relax.VirtualMachine(compiled.executable, device)
-    main = vm["main"]
-    inputs = [tvm.runtime.tensor(batch.numpy(), device) for batch in batches]
-
-    def run_all() -> float:
-        started = time.perf_counter()
-        for index in range(rounds):
-            main(inputs[index % len(inputs)])
-        return (time.perf_counter() - started) * 1e3 / rounds
-
-    run_all()  # warm-up
-    plain_ms = run_all()
-    exclusive: dict[str, float] = defaultdict(float)
-    calls: dict[str, int] = defaultdict(int)
-    stack: list[list[float]] = []  # per open call: [start, time spent in the calls it made]
-
-    def instrument(_func, symbol, before_run, _ret, *_args):
-        now = time.perf_counter()
-        if before_run:
-            stack.append([now, 0.0])
-        else:
-            started, nested = stack.pop()
-            exclusive[symbol] += now - started - nested
-            calls[symbol] += 1
-            if stack:
-                stack[-1][1] += now - started
-        return 0  # VMInstrumentReturnKind.NO_OP
-
-    vm.set_instrument(instrument)
-    instrumented_ms = run_all()
-    calls_per_round = sum(calls.values()) / rounds
-    overhead_ms = max(0.0, instrumented_ms - plain_ms) / calls_per_round
-    estimated = {
-        symbol: max(0.0, seconds * 1e3 / rounds - overhead_ms * calls[symbol] / rounds)
-        for symbol, seconds in exclusive.items()
-    }
-    categories: dict[str, dict] = defaultdict(lambda: {"ms": 0.0, "calls": 0.0})
-    for symbol, ms in estimated.items():
-        category = categories[_category(symbol)]
-        category["ms"] += ms
-        category["calls"] += calls[symbol] / rounds
-    return {
-        "rounds": rounds,
-        "plain_ms": plain_ms,
-        "instrumented_ms": instrumented_ms,
-        "vm_calls": calls_per_round,
-        "instrument_overhead_us_per_call": overhead_ms * 1e3,
-        "categories": dict(sorted(categories.items(), key=lambda item: item[1]["ms"], reverse=True)),
-        "kernels": [
-            {"name": symbol, "ms": ms, "calls": calls[symbol] / rounds}
-            for symbol, ms in sorted(estimated.items(), key=lambda item: item[1], reverse=True)
-        ],
-    }
-
-
-def _category(symbol: str) -> str:
-    for category, fragments in PROFILE_CATEGORIES:
-        if any(fragment in symbol for fragment in fragments):
-            return category
-    return "other kernels (residual adds, ReLUs, ...)"
 
 
 def format_bench(report: dict) -> str:

@@ -19,9 +19,19 @@ from .flops import FlopsCounter
 from .gates import find_gates
 from .verify import eager_outputs
 
+#: Held-out samples an operating point is calibrated on: the data set's last ones (benchmarks time the first).
+CALIBRATION_INPUTS = 64
+
 #: Bisection bounds for the shift, in logit units (gate logits of trained and random models stay well inside).
 SHIFT_RANGE = (-30.0, 30.0)
 STEPS = 30
+
+
+def calibration_inputs(data: torch.Tensor) -> torch.Tensor:
+    """The held-out samples that ``tune --flops-fraction`` and ``bench --flops-fraction`` calibrate on."""
+    if len(data) < CALIBRATION_INPUTS:
+        raise LcnetError(f"calibrating gates needs {CALIBRATION_INPUTS} held-out samples, the data set has {len(data)}")
+    return data[-CALIBRATION_INPUTS:]
 
 
 def decided_fraction(model: nn.Module, inputs: torch.Tensor, counter: FlopsCounter) -> float:

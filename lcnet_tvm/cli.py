@@ -119,9 +119,19 @@ def cmd_tune(args) -> None:
     from .compiler import tune_model  # noqa: PLC0415
 
     loaded = resolve_model(args.model, args.input_size)
+    guide_inputs = None
+    if args.flops_fraction is not None:
+        from .calibrate import calibrate_gates, calibration_inputs  # noqa: PLC0415
+        from .demo import dataset_for  # noqa: PLC0415
+        from .flops import FlopsCounter  # noqa: PLC0415
+
+        guide_inputs = calibration_inputs(dataset_for(loaded).x_test)
+        counter = FlopsCounter.from_model(loaded.model, loaded.config.input_shape)
+        shift = calibrate_gates(loaded.model, guide_inputs, args.flops_fraction, counter)
+        print(f"gates shifted by {shift:+.3f}: decisions call for about {args.flops_fraction} of dense FLOPs")
     report = tune_model(
         loaded.model, loaded.config.input_shape, args.target, args.trials, args.db, args.batch_size, args.gates,
-        args.channel_buckets, remote=_remote(args),
+        args.channel_buckets, remote=_remote(args), guide_inputs=guide_inputs,
     )
     state = "stopped by Ctrl-C; every measured record is kept" if report.interrupted else "done"
     print(
@@ -254,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--gates", choices=GATE_FORMS, default=DEFAULT_GATE_FORM, help=GATES_HELP)
     tune.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
     tune.add_argument("--rpc", metavar="KEY@HOST:PORT", help="measure on the devices behind this RPC tracker")
+    tune.add_argument(
+        "--flops-fraction", type=float, metavar="F",
+        help="tune for an operating point: shift the gates as `bench --flops-fraction F` does and spread the "
+        "budget by how often each kernel runs there on held-out inputs (default: every kernel counts as always run)",
+    )
     tune.add_argument("--rpc-timeout", type=float, default=60.0, metavar="S", help=RPC_TIMEOUT_HELP)
     tune.set_defaults(handler=cmd_tune)
 

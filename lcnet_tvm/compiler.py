@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+import torch
 import tvm
 from torch import nn
 from tvm import relax
@@ -27,6 +28,7 @@ from .flops import FlopsCounter
 from .gates import without_gates
 from .importer import ImportedModel, import_model
 from .native_stderr import quiet_native_noise
+from .profiling import count_calls
 from .runtime import ARTIFACT_FORMAT, CompiledModel
 
 logger = logging.getLogger(__name__)
@@ -77,11 +79,16 @@ def tune_model(
     channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
     show_progress: bool = True,
     remote: RemoteDevice | None = None,
+    guide_inputs: torch.Tensor | None = None,
 ) -> TuneReport:
     """Tune every kernel of the compiled ``model`` for ``target_name``, recording into ``database_dir``.
 
     The budget of ``trials`` measured candidates is spread over the kernels by
-    expected runtime share; re-running with the same database resumes.
+    expected runtime share (calls x FLOPs, at least one trial each); re-running
+    with the same database resumes. With ``guide_inputs`` the calls are those
+    observed running an untuned build on them (:func:`observed_calls`), so the
+    channel buckets and blocks the gates really choose get the trials;
+    without, every kernel counts as always running.
     Candidates are measured on this machine, or through the RPC tracker ``remote``.
     """
     _validate_options(batch_size, gate_form, channel_buckets)
@@ -94,9 +101,45 @@ def tune_model(
     imported = import_model(model_for_form(model, gate_form), (batch_size, *input_shape))
     _, kernels = lower_to_kernels(imported, spec, target, gate_form, channel_buckets)
     tasks = kernel_tasks(kernels, target)
+    if guide_inputs is not None:
+        calls = observed_calls(model, input_shape, target_name, batch_size, gate_form, channel_buckets, guide_inputs)
+        by_workload = _calls_by_workload(kernels, calls)
+        for task in tasks:
+            task.calls = by_workload.get(workload_key(task.mod), 0.0)
     spread_budget(tasks, trials)
     logger.info("tuning %d kernels for %s with %d trials", len(tasks), target_name, trials)
     return tune_kernels(tasks, target, database, runner, builder, show_progress)
+
+
+def observed_calls(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    target_name: str,
+    batch_size: int,
+    gate_form: str,
+    channel_buckets: int,
+    inputs: torch.Tensor,
+) -> dict[str, float]:
+    """Mean calls per inference of each kernel of the untuned build, running it on ``inputs`` (whole batches)."""
+    if len(inputs) < batch_size:
+        raise LcnetError(f"guiding the tuning budget needs at least one batch of {batch_size} inputs, got {len(inputs)}")
+    compiled = compile_model(
+        model, "observed", input_shape, target_name, batch_size, gate_form=gate_form, channel_buckets=channel_buckets
+    )
+    batches = [inputs[start : start + batch_size].numpy() for start in range(0, len(inputs) - batch_size + 1, batch_size)]
+    return count_calls(compiled, batches)
+
+
+def _calls_by_workload(kernels: tvm.IRModule, calls: dict[str, float]) -> dict[int, float]:
+    """Observed calls summed over the kernels MetaSchedule tunes as one workload."""
+    by_workload: dict[int, float] = {}
+    for gv, func in kernels.functions_items():
+        if isinstance(func, tvm.tirx.PrimFunc):
+            key = workload_key(kernel_module(func))
+            by_workload[key] = by_workload.get(key, 0.0) + calls.get(gv.name_hint, 0.0)
+    if not any(by_workload.values()):
+        raise LcnetError("no kernel of the build was seen to run on the guide inputs; report this as a bug")
+    return by_workload
 
 
 def compile_model(

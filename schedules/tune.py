@@ -46,8 +46,9 @@ class KernelTask:
 
     name: str
     mod: tvm.IRModule
-    #: How many times the model calls it (MetaSchedule's task weight).
-    calls: int
+    #: Calls per inference: its call sites in the model, or the mean observed on real inputs
+    #: (a channel bucket or a gated block runs only when the gates choose it).
+    calls: float
     flops: float
     budget: int = 0
     done: int = 0
@@ -69,6 +70,8 @@ def kernel_tasks(kernels: tvm.IRModule, target: tvm.target.Target) -> list[Kerne
 def spread_budget(tasks: list[KernelTask], trials: int) -> None:
     """Give each task a budget proportional to its expected runtime share (calls x FLOPs), at least 1.
 
+    Every kernel gets a trial, also one never seen to run: an input may still choose it.
+
     Largest-remainder rounding, so the budgets add up to ``trials`` exactly.
     """
     if trials < len(tasks):
@@ -77,7 +80,7 @@ def spread_budget(tasks: list[KernelTask], trials: int) -> None:
         )
     work = [task.calls * task.flops for task in tasks]
     spare = trials - len(tasks)
-    exact = [spare * w / sum(work) for w in work]
+    exact = [spare * w / (sum(work) or 1.0) for w in work]
     budgets = [1 + math.floor(e) for e in exact]
     by_remainder = sorted(range(len(tasks)), key=lambda i: exact[i] - math.floor(exact[i]), reverse=True)
     for index in by_remainder[: trials - sum(budgets)]:

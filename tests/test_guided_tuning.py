@@ -1,0 +1,60 @@
+"""Guided tuning budgets: kernels get trials by how often they run on real inputs, not by call sites."""
+
+import pytest
+import torch
+
+from lcnet_tvm.compiler import _calls_by_workload, import_model, lower_to_kernels, observed_calls
+from lcnet_tvm.errors import LcnetError
+from lcnet_tvm.gates import find_gates
+from lcnet_tvm.schedules.database import workload_key
+from lcnet_tvm.schedules.tune import kernel_tasks, spread_budget
+from lcnet_tvm.targets import get_target
+
+from .tiny import BUCKETS, SHAPE, tiny_model
+
+INPUTS = torch.randn(6, *SHAPE, generator=torch.Generator().manual_seed(4))
+
+
+def observed_task_calls(gate_bias: float) -> dict[str, float]:
+    """Observed calls per inference of each tuning task, with every gate's bias set to ``gate_bias``."""
+    model = tiny_model()
+    with torch.no_grad():
+        for _, gate in find_gates(model):
+            gate.fc.bias.fill_(gate_bias)
+    spec = get_target("x86")
+    target = spec.tvm_target(spec.config())
+    _, kernels = lower_to_kernels(import_model(model, (1, *SHAPE)), spec, target, "lowered", BUCKETS)
+    calls = observed_calls(model, SHAPE, "x86", 1, "lowered", BUCKETS, INPUTS)
+    by_workload = _calls_by_workload(kernels, calls)
+    tasks = kernel_tasks(kernels, target)
+    return {task.name: by_workload[workload_key(task.mod)] for task in tasks}, tasks
+
+
+def test_kernels_the_gates_never_choose_are_seen_not_to_run():
+    keep_all, tasks = observed_task_calls(30.0)
+    skip_all, _ = observed_task_calls(-30.0)
+    assert set(keep_all) == set(skip_all) == {task.name for task in tasks}
+    convs = {name for name in keep_all if "conv2d" in name}
+    idle_with_keep = {name for name in convs if keep_all[name] == 0}
+    idle_with_skip = {name for name in convs if skip_all[name] == 0}
+    # Keeping everything runs the widest bucket's convs only; skipping everything runs no branch conv at all.
+    assert idle_with_keep and idle_with_keep < idle_with_skip < convs
+    assert all(calls == int(calls) for calls in keep_all.values())  # every input decides alike
+    assert all(keep_all[name] == skip_all[name] for name in convs - idle_with_skip)  # convs outside the gates
+
+
+def test_the_guided_budget_goes_to_kernels_that_run():
+    calls, tasks = observed_task_calls(-30.0)
+    for task in tasks:
+        task.calls = calls[task.name]
+    spread_budget(tasks, 200)
+    idle = [task for task in tasks if task.calls == 0]
+    busy = [task for task in tasks if task.calls > 0]
+    assert idle and busy
+    assert all(task.budget == 1 for task in idle)
+    assert sum(task.budget for task in busy) == 200 - len(idle)
+
+
+def test_guiding_needs_a_whole_batch():
+    with pytest.raises(LcnetError, match="at least one batch of 4 inputs, got 2"):
+        observed_calls(tiny_model(), SHAPE, "x86", 4, "lowered", BUCKETS, INPUTS[:2])
