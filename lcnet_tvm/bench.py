@@ -102,8 +102,10 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
     calibration = calibration_inputs(data)
     counter = FlopsCounter.from_model(loaded.model, shape)
     bench = _Bench(loaded, options, target_name, database_dir, batches, counter)
-    points = [bench.measure_point(fraction, calibration) for fraction in options.flops_fractions]
-    bench.close()
+    try:
+        points = [bench.measure_point(fraction, calibration) for fraction in options.flops_fractions]
+    finally:
+        bench.close()
     first = points[0]
     return {
         "model": loaded.name,

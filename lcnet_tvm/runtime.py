@@ -269,6 +269,12 @@ class CompiledModel:
             np.concatenate([np.broadcast_to(chunk[1 + gates + index] > 0, (batch, score.shape[1])) for chunk in chunks])[:count]
             for index, score in enumerate(scores)
         ]
+        overflowed = np.flatnonzero(~np.isfinite(logits).all(axis=1))
+        if len(overflowed):
+            raise InputError(
+                f"samples {overflowed.tolist()[:10]} overflow float32 inside the network (non-finite logits; "
+                f"largest |input| {float(np.abs(x[overflowed]).max()):.3g}); normalise the inputs as in training"
+            )
         return RunResult(logits, scores, computed, self._flops)
 
 

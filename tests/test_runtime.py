@@ -78,8 +78,11 @@ def test_numpy_torch_and_non_contiguous_inputs_agree(loaded):
         (lambda: np.zeros((0, 3, 32, 32), np.float32), "empty"),
         (lambda: [[0.0]], "numpy array or torch tensor, got list"),
         (lambda: torch.zeros(1, 3, 32, 32, device="meta"), "device meta"),
+        (lambda: torch.zeros(1, 3, 32, 32, dtype=torch.float16), "dtype is float16"),
+        (lambda: np.float32(1.0), "numpy array or torch tensor, got float32"),
+        (lambda: np.full((3, 3, 32, 32), 3e38, np.float32), r"samples \[0, 1, 2\] overflow float32 inside the network"),
     ],
-    ids=["rank", "size", "float64", "int", "nan", "inf", "empty", "list", "device"],
+    ids=["rank", "size", "float64", "int", "nan", "inf", "empty", "list", "device", "float16", "scalar", "overflow"],
 )
 def test_bad_inputs_give_one_actionable_error(loaded, make_input, message):
     with pytest.raises(InputError, match=message):
