@@ -120,12 +120,13 @@ def cmd_tune(args) -> None:
 
     loaded = resolve_model(args.model, args.input_size)
     guide_inputs = None
-    if args.flops_fraction is not None:
+    if args.guided or args.flops_fraction is not None:
         from .calibrate import calibrate_gates, calibration_inputs  # noqa: PLC0415
         from .demo import dataset_for  # noqa: PLC0415
         from .flops import FlopsCounter  # noqa: PLC0415
 
         guide_inputs = calibration_inputs(dataset_for(loaded).x_test)
+    if args.flops_fraction is not None:
         counter = FlopsCounter.from_model(loaded.model, loaded.config.input_shape)
         shift = calibrate_gates(loaded.model, guide_inputs, args.flops_fraction, counter)
         print(f"gates shifted by {shift:+.3f}: decisions call for about {args.flops_fraction} of dense FLOPs")
@@ -268,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--flops-fraction", type=float, metavar="F",
         help="tune for an operating point: shift the gates as `bench --flops-fraction F` does and spread the "
         "budget by how often each kernel runs there on held-out inputs (default: every kernel counts as always run)",
+    )
+    tune.add_argument(
+        "--guided", action="store_true",
+        help="spread the budget by how often each kernel runs on held-out inputs, at the model's own gates",
     )
     tune.add_argument("--rpc-timeout", type=float, default=60.0, metavar="S", help=RPC_TIMEOUT_HELP)
     tune.set_defaults(handler=cmd_tune)
