@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 WORKLOADS_FILE = "database_workload.json"
 RECORDS_FILE = "database_tuning_record.json"
 TARGET_FILE = "target.json"
+#: Where a tune moves records MetaSchedule wrote but cannot read back (kept for inspection).
+UNREPLAYABLE_FILE = "unreplayable_records.json"
 #: PrimFunc attribute set on kernels that got a schedule (from a record or a default rule).
 SCHEDULED_ATTR = "tirx.is_scheduled"
 #: Target fields that change generated code (``num-cores`` does not).
@@ -65,13 +67,16 @@ class TuningDatabase:
             )
         readable = _readable(self.directory, repair=create)
         try:
-            self.database = ms.database.JSONDatabase(
-                str(readable / WORKLOADS_FILE), str(readable / RECORDS_FILE), allow_missing=True
-            )
-        except Exception as error:  # TVM raises its own error types for unparsable records
-            raise DatabaseError(
-                f"cannot read the tuning records in {str(self.directory)!r}: {str(error).splitlines()[0]}"
-            ) from None
+            try:
+                self.database = _open(readable)
+            except Exception as error:  # TVM raises its own error types for records it cannot read
+                unreplayable = _unreplayable_lines(readable)
+                if not unreplayable:
+                    raise DatabaseError(
+                        f"cannot read the tuning records in {str(self.directory)!r}: {str(error).splitlines()[0]}"
+                    ) from None
+                readable = _set_aside(self.directory, readable, unreplayable, repair=create)
+                self.database = _open(readable)
         finally:
             if readable != self.directory:  # MetaSchedule has read the snapshot into memory
                 shutil.rmtree(readable, ignore_errors=True)
@@ -79,6 +84,55 @@ class TuningDatabase:
     def trials_by_workload(self) -> Counter:
         """Measured candidates per kernel, by :func:`workload_key`."""
         return Counter(workload_key(record.workload.mod) for record in self.database.get_all_tuning_records())
+
+
+def _open(directory: Path) -> ms.database.JSONDatabase:
+    return ms.database.JSONDatabase(str(directory / WORKLOADS_FILE), str(directory / RECORDS_FILE), allow_missing=True)
+
+
+def _unreplayable_lines(directory: Path) -> list[int]:
+    """0-based lines of the records file that MetaSchedule cannot replay on their kernel.
+
+    MetaSchedule (0.27) sometimes writes a record it cannot read back: the
+    trace of an rfactor'd reduction raises ScheduleError on replay, and one
+    such line makes the whole database unreadable.
+    """
+    workloads = [
+        ms.database.Workload.from_json(json.loads(line))
+        for line in (directory / WORKLOADS_FILE).read_text().splitlines()
+    ]
+    bad = []
+    for number, line in enumerate((directory / RECORDS_FILE).read_text().splitlines()):
+        index, record = json.loads(line)
+        try:
+            ms.database.TuningRecord.from_json(record, workloads[index])
+        except Exception:  # noqa: BLE001 (TVM's ScheduleError and friends)
+            bad.append(number)
+    return bad
+
+
+def _set_aside(directory: Path, readable: Path, lines: list[int], repair: bool) -> Path:
+    """The database without the records at ``lines``: moved to a side file by a tune, left out of a reader's snapshot."""
+    records = (readable / RECORDS_FILE).read_text().splitlines(keepends=True)
+    dropped = set(lines)
+    kept = [line for number, line in enumerate(records) if number not in dropped]
+    logger.warning(
+        "%d records in %s cannot be replayed by MetaSchedule (lines %s); leaving them out",
+        len(lines), directory / RECORDS_FILE, ", ".join(str(number + 1) for number in lines),
+    )
+    if repair:
+        with (directory / UNREPLAYABLE_FILE).open("a") as stream:
+            stream.writelines(records[number] for number in lines)
+        staging = directory / f".{RECORDS_FILE}.staging"
+        staging.write_text("".join(kept))
+        staging.replace(directory / RECORDS_FILE)
+        return directory
+    snapshot = Path(tempfile.mkdtemp(prefix="lcnet-db-"))
+    shutil.copyfile(readable / WORKLOADS_FILE, snapshot / WORKLOADS_FILE)
+    (snapshot / RECORDS_FILE).write_text("".join(kept))
+    if readable != directory:
+        shutil.rmtree(readable, ignore_errors=True)
+    return snapshot
 
 
 def _complete_lines(path: Path) -> tuple[bytes, int]:

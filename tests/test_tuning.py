@@ -16,7 +16,7 @@ import torch
 from lcnet_tvm import shipped_tuning
 from lcnet_tvm.compiler import compile_model, tune_model
 from lcnet_tvm.errors import DatabaseError, LcnetError
-from lcnet_tvm.schedules.database import TuningDatabase
+from lcnet_tvm.schedules.database import RECORDS_FILE, UNREPLAYABLE_FILE, TuningDatabase
 from lcnet_tvm.schedules.tune import KernelTask, search_strategy, spread_budget
 from lcnet_tvm.shipped_tuning import COMPRESSED_FILES, SHIPPED_TUNING_DIR, unpacked_database
 from lcnet_tvm.targets import get_target
@@ -178,3 +178,23 @@ def test_without_usable_shipped_records_the_untuned_kernels_are_named(monkeypatc
 
 def test_the_search_population_grows_with_a_kernels_budget():
     assert [search_strategy(budget).population_size for budget in (1, 4, 8, 32, 500)] == [64, 64, 128, 512, 512]
+
+
+UNREPLAYABLE_DB = Path(__file__).parent / "data" / "unreplayable_db"
+
+
+def test_records_metaschedule_cannot_replay_are_set_aside(tmp_path, caplog):
+    """A real case: MetaSchedule wrote an rfactor'd mean kernel's record (line 2) that it cannot read back."""
+    directory = tmp_path / "db"
+    shutil.copytree(UNREPLAYABLE_DB, directory)
+    original = (UNREPLAYABLE_DB / RECORDS_FILE).read_text().splitlines(keepends=True)
+    config = get_target("x86-avx2").config()
+    with caplog.at_level(logging.WARNING):
+        reader = TuningDatabase(directory, config)
+    assert len(reader.database) == len(original) - 1
+    assert "1 records in" in caplog.text and "cannot be replayed by MetaSchedule (lines 2)" in caplog.text
+    assert (directory / RECORDS_FILE).read_text() == "".join(original)  # a reader changes nothing
+    tuning = TuningDatabase(directory, config, create=True)  # a tune moves the record aside, once
+    assert len(tuning.database) == len(original) - 1
+    assert (directory / RECORDS_FILE).read_text() == "".join(original[:1] + original[2:])
+    assert (directory / UNREPLAYABLE_FILE).read_text() == original[1]
