@@ -11,6 +11,8 @@ model's gates start open (bias 1): without a shift it runs nearly dense.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
@@ -18,6 +20,8 @@ from .errors import LcnetError
 from .flops import FlopsCounter
 from .gates import find_gates
 from .verify import eager_outputs
+
+logger = logging.getLogger(__name__)
 
 #: Held-out samples an operating point is calibrated on: the data set's last ones (benchmarks time the first).
 CALIBRATION_INPUTS = 64
@@ -61,6 +65,12 @@ def calibrate_gates(model: nn.Module, inputs: torch.Tensor, flops_fraction: floa
         raise LcnetError(
             f"even with every gate shifted by {low} the decisions call for {fraction_at(low):.3f} of dense FLOPs "
             f"(ungated layers); ask for at least that, got {flops_fraction}"
+        )
+    highest = fraction_at(high)
+    if highest < flops_fraction:
+        logger.warning(
+            "with every gate shifted by %+.0f the decisions call for %.3f of dense FLOPs, less than the %s asked "
+            "for (gates that still skip on these inputs); using that shift", high, highest, flops_fraction,
         )
     for _ in range(STEPS):
         middle = (low + high) / 2

@@ -282,7 +282,9 @@ def _local_call(executable: tvm.runtime.Module, device: tvm.runtime.Device):
     main = relax.VirtualMachine(executable, device)["main"]
 
     def call(batch: np.ndarray) -> list[np.ndarray]:
-        return [output.numpy() for output in main(tvm.runtime.tensor(batch, device))]
+        # Zero-copy views of the outputs: the VM allocates them afresh each call and never reuses
+        # them (tested), and a copy per output (a gated ResNet-20 has 37) cost 0.4 ms of a 3 ms call.
+        return [np.from_dlpack(output) for output in main(tvm.runtime.tensor(batch, device))]
 
     return call
 

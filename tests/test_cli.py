@@ -104,3 +104,21 @@ def test_compile_explain_shows_every_gate_and_what_it_controls():
     rows = completed.stdout.splitlines()[1:]
     assert len(rows) == 18 and all("left in mask form" not in row for row in rows)
     assert rows[0].split()[:3] == ["blocks.0.layer_gate", "layer", "2"]
+
+
+@pytest.mark.skipif(shipped_records("lcnet_resnet20_cifar") is None, reason="the shipped records need an AVX2 CPU")
+def test_bench_on_the_shipped_checkpoint_with_the_shipped_records(tmp_path):
+    report_file, plot_file = tmp_path / "bench.json", tmp_path / "bench.png"
+    completed = lcnet_tvm("bench", "--iterations", 3, "--profile", "--json", report_file, "--plot", plot_file)
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(report_file.read_text())
+    schema = {"model", "target", "batch", "threads", "tuning_trials", "systems", "dense_gflops",
+              "speedup_vs_best_eager", "realization_ratio"}
+    assert schema <= set(report) and report["batch"] == 1 and report["target"] == "x86-avx2"
+    assert list(report["systems"]) == ["eager-dense", "eager-mask", "eager-skip", "torch-compile",
+                                       "tvm-dense", "tvm-mask", "tvm-gated"]
+    for name in ("tvm-dense", "tvm-mask", "tvm-gated"):  # the shipped records cover every TVM system
+        tuning = report["systems"][name]["tuning"]
+        assert tuning["tuned"] == tuning["kernels"] and report["tuning_trials"][name] >= tuning["kernels"]
+    assert "realization ratio" in completed.stdout and "tvm-gated profile" in completed.stdout
+    assert plot_file.read_bytes()[:4] == b"\x89PNG"

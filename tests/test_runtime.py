@@ -66,6 +66,18 @@ def test_numpy_torch_and_non_contiguous_inputs_agree(loaded):
     np.testing.assert_array_equal(from_view, loaded.run(torch.from_numpy(np.ascontiguousarray(nchw))).logits)
 
 
+def test_results_are_not_changed_by_later_runs(loaded):
+    """Outputs are zero-copy views of what the VM returned: a later call must not write into them."""
+    generator = np.random.default_rng(5)
+    first, second = (generator.standard_normal((2, 3, 32, 32)).astype(np.float32) for _ in range(2))
+    kept = loaded.run(first)
+    snapshot = [kept.logits.copy(), *(score.copy() for score in kept.scores)]
+    for _ in range(3):
+        loaded.run(second)
+    for held, copied in zip([kept.logits, *kept.scores], snapshot):
+        np.testing.assert_array_equal(held, copied)
+
+
 @pytest.mark.parametrize(
     "make_input, message",
     [
