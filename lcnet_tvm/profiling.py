@@ -84,22 +84,23 @@ def profile_calls(compiled: CompiledModel, batches: Sequence[np.ndarray], rounds
     """Where ``compiled`` spends its time, per VM call and per category.
 
     Each call is timed exclusive of the calls it makes. The instrument is a
-    Python callback around every call, which inflates every timed call by
-    about the same cost. The cheapest call's mean time (a builtin that does
-    next to nothing) bounds that cost from above; each call's estimate is its
-    measured time less that bound per call, so estimates are lower bounds and
-    their sum falls short of the plain inference time by what the bound missed
-    (``unattributed_ms``). Time in the VM's interpreter loop falls to the
-    function being interpreted (``main`` or a branch function).
+    Python callback before and after every call, so an instrumented inference
+    takes longer than a plain one. That difference, spread evenly over the
+    calls, is the instrument's cost per call; each symbol's estimate is its
+    measured time less that cost for each of its calls. The estimates add up
+    to the plain inference time; a symbol with many near-free calls (VM
+    builtins) can come out below zero, a sign that its calls cost less than
+    the average. Time in the VM's interpreter loop falls to the function being
+    interpreted (``main`` or a branch function).
     """
     runner = _Runner(compiled, batches)
     runner.run(len(batches))  # warm-up
     plain_ms = runner.run(rounds)
     timer, instrumented_ms = runner.instrumented(rounds)
     calls_per_round = sum(timer.calls.values()) / rounds
-    floor_ms = min(timer.seconds[symbol] * 1e3 / timer.calls[symbol] for symbol in timer.calls)
+    overhead_ms = (instrumented_ms - plain_ms) / calls_per_round
     estimated = {
-        symbol: (seconds * 1e3 - floor_ms * timer.calls[symbol]) / rounds for symbol, seconds in timer.seconds.items()
+        symbol: (seconds * 1e3 - overhead_ms * timer.calls[symbol]) / rounds for symbol, seconds in timer.seconds.items()
     }
     categories: dict[str, dict] = defaultdict(lambda: {"ms": 0.0, "calls": 0.0})
     for symbol, ms in estimated.items():
@@ -111,8 +112,7 @@ def profile_calls(compiled: CompiledModel, batches: Sequence[np.ndarray], rounds
         "plain_ms": plain_ms,
         "instrumented_ms": instrumented_ms,
         "vm_calls": calls_per_round,
-        "instrument_overhead_us_per_call": floor_ms * 1e3,
-        "unattributed_ms": plain_ms - sum(estimated.values()),
+        "instrument_overhead_us_per_call": overhead_ms * 1e3,
         "categories": dict(sorted(categories.items(), key=lambda item: item[1]["ms"], reverse=True)),
         "kernels": [
             {"name": symbol, "ms": ms, "calls": timer.calls[symbol] / rounds}

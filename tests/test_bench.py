@@ -89,8 +89,7 @@ def test_bench_measures_every_system_at_every_operating_point(tuned, tmp_path):
         profile = point["profile"]
         assert profile["vm_calls"] == pytest.approx(sum(row["calls"] for row in profile["categories"].values()))
         attributed = sum(row["ms"] for row in profile["categories"].values())
-        assert attributed + profile["unattributed_ms"] == pytest.approx(profile["plain_ms"])
-        assert all(kernel["ms"] >= 0 for kernel in profile["kernels"]) and attributed < profile["instrumented_ms"]
+        assert attributed == pytest.approx(profile["plain_ms"]) and profile["plain_ms"] < profile["instrumented_ms"]
         assert profile["categories"]["convolutions"]["calls"] >= 1
     low, high = (point["systems"]["eager-skip"]["executed_gflops"] for point in report["points"])
     assert low < high  # the sweep moves the operating point
