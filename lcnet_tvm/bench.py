@@ -316,7 +316,9 @@ def _format_point(point: dict, dense_gflops: float) -> list[str]:
     if point["speedup_vs_best_eager"] is not None:
         eager = {name: row["median_ms"] for name, row in point["systems"].items() if name in EAGER_SYSTEMS}
         best = min(eager, key=eager.get)
-        lines.append(f"  tvm-gated vs the best eager system ({best}): {point['speedup_vs_best_eager']:.2f}x faster")
+        speedup = point["speedup_vs_best_eager"]
+        verdict = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
+        lines.append(f"  tvm-gated vs the best eager system ({best}): {verdict}")
     if point["realization_ratio"] is not None:
         lines.append(f"  realization ratio (saved time / saved FLOPs, tvm-gated vs tvm-dense): {point['realization_ratio']:.2f}")
     if "profile" in point:
