@@ -28,6 +28,7 @@ PROFILE_CATEGORIES = (
     ("VM: branch functions and other builtins", ("_branch", "_channels", "_skipped", "vm.")),
 )
 OTHER_CATEGORY = "other kernels (residual adds, ReLUs, ...)"
+OUTSIDE_CALLS = "VM: main's interpreter loop and the call from Python"
 
 
 class _CallTimer:
@@ -87,11 +88,12 @@ def profile_calls(compiled: CompiledModel, batches: Sequence[np.ndarray], rounds
     Python callback before and after every call, so an instrumented inference
     takes longer than a plain one. That difference, spread evenly over the
     calls, is the instrument's cost per call; each symbol's estimate is its
-    measured time less that cost for each of its calls. The estimates add up
-    to the plain inference time; a symbol with many near-free calls (VM
-    builtins) can come out below zero, a sign that its calls cost less than
-    the average. Time in the VM's interpreter loop falls to the function being
-    interpreted (``main`` or a branch function).
+    measured time less that cost for each of its calls; a symbol with many
+    near-free calls (VM builtins) can come out below zero, a sign that its
+    calls cost less than the average. Time in the VM's interpreter loop falls
+    to the function being interpreted (a branch function), or, for ``main``
+    itself and the call from Python, to :data:`OUTSIDE_CALLS`; so the
+    categories add up to the plain inference time.
     """
     runner = _Runner(compiled, batches)
     runner.run(len(batches))  # warm-up
@@ -107,6 +109,7 @@ def profile_calls(compiled: CompiledModel, batches: Sequence[np.ndarray], rounds
         category = categories[_category(symbol)]
         category["ms"] += ms
         category["calls"] += timer.calls[symbol] / rounds
+    categories[OUTSIDE_CALLS]["ms"] = plain_ms - sum(estimated.values())
     return {
         "rounds": rounds,
         "plain_ms": plain_ms,

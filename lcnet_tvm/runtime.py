@@ -9,6 +9,7 @@ Running one needs TVM and numpy, not the PyTorch model.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import json
 import os
@@ -136,6 +137,9 @@ class CompiledModel:
         """Release the VM (on a remote device: end the RPC session, freeing the server for others)."""
         with self._lock:
             self._call_instance = None
+        # The RPC session is freed when its last reference goes, which may sit in a reference
+        # cycle: collect now, or a single-session server stays busy until its timeout.
+        gc.collect()
 
     def __enter__(self) -> CompiledModel:
         return self
