@@ -1,8 +1,9 @@
 """``lcnet-tvm bench``: compiled vs eager latency, measured side by side in one process.
 
-Systems (:mod:`lcnet_tvm.systems`), each called once per round, rounds interleaved so
-machine drift hits all alike; every round feeds all systems the same batch,
-cycling through :data:`BENCH_BATCHES` batches of held-out samples:
+Systems (:mod:`lcnet_tvm.systems`) take turns within each round
+(:func:`~lcnet_tvm.timing.measure_interleaved`), so machine drift hits all
+alike; every round feeds all systems the same batch, cycling through
+:data:`BENCH_BATCHES` batches of held-out samples:
 
 * ``eager-dense``: the PyTorch backbone without gates;
 * ``eager-mask``: the LC-Net in mask form, as research code runs it;
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import tvm
 from tqdm import tqdm
 
 from .calibrate import CALIBRATION_INPUTS, calibrate_gates, calibration_inputs
@@ -44,7 +46,7 @@ from .profiling import profile_calls
 from .runtime import CompiledModel
 from .shipped_tuning import target_and_records
 from .systems import EAGER_SYSTEMS, SYSTEMS, TVM_FORMS
-from .timing import measure_interleaved
+from .timing import measure_interleaved, timed_rounds
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
     batches = [data[i * options.batch : (i + 1) * options.batch].contiguous() for i in range(BENCH_BATCHES)]
     calibration = calibration_inputs(data)
     counter = FlopsCounter.from_model(loaded.model, shape)
+    compiled_systems = [name for name in options.systems if name in TVM_FORMS]
     bench = _Bench(loaded, options, target_name, database_dir, batches, counter)
     try:
         points = [bench.measure_point(fraction, calibration) for fraction in options.flops_fractions]
@@ -113,7 +116,8 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
         "target": target_name,
         "batch": options.batch,
         "input_shape": [options.batch, *shape],
-        "threads": {"torch": torch.get_num_threads(), "tvm": bench.tvm_threads},
+        # What TVM's CPU pool of this thread, which ran the TVM systems, used (see lcnet_tvm/__init__.py).
+        "threads": {"torch": torch.get_num_threads(), "tvm": tvm.runtime.num_threads() if compiled_systems else None},
         "tuning_database": database_dir,
         "tuning_trials": first["tuning_trials"],
         "dense_gflops": counter.dense_flops / 1e9,
@@ -137,8 +141,7 @@ class _Bench:
         self.counter = counter
         self.dense_model = without_gates(loaded.model).eval()
         self.compiled_dense: CompiledModel | None = None
-        self.tvm_threads = None
-        rounds = BENCH_BATCHES + options.iterations
+        rounds = BENCH_BATCHES + timed_rounds(options.iterations)
         self.bar = tqdm(
             total=len(options.flops_fractions) * rounds, unit="round", desc="bench", disable=not options.show_progress
         )
@@ -159,12 +162,10 @@ class _Bench:
 
     def compile(self, model: torch.nn.Module, system: str) -> CompiledModel:
         self.step(f"compiling {system}")
-        compiled = compile_model(
+        return compile_model(
             model, self.loaded.name, self.loaded.config.input_shape, self.target_name, self.options.batch,
             gate_form=TVM_FORMS[system], channel_buckets=self.options.channel_buckets, database_dir=self.database_dir,
         )
-        self.tvm_threads = compiled.metadata["target"].get("num-cores")
-        return compiled
 
     def measure_point(self, flops_fraction: float | None, calibration: torch.Tensor) -> dict:
         selected = self.options.systems
@@ -300,7 +301,7 @@ def _format_point(point: dict, dense_gflops: float) -> list[str]:
         f"operating point: gate shift {shift}"
         + (f", calibrated to {point['flops_fraction']} of dense FLOPs" if point["flops_fraction"] else ""),
         f"  {'system':<14} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8} {'MFLOPs/sample':>14} {'of dense':>8}  "
-        f"({iterations} interleaved rounds)",
+        f"({iterations} timed calls each, systems taking turns)",
     ]
     for name, row in point["systems"].items():
         note = ""

@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--target", help="target (default: the shipped records' target, or x86)")
     bench.add_argument("--db", metavar="DIR", help="tuning database (default: the shipped records for the model)")
     bench.add_argument("--batch", type=int, default=1, help="samples per call (default 1)")
-    bench.add_argument("--iterations", type=int, default=100, metavar="N", help="interleaved timed rounds (default 100)")
+    bench.add_argument("--iterations", type=int, default=100, metavar="N", help="timed calls per system, systems taking turns (default 100)")
     bench.add_argument(
         "--flops-fraction", type=float, nargs="+", metavar="F",
         help="operating points: shift every gate's threshold so decisions call for F of the dense FLOPs "

@@ -132,7 +132,7 @@ def format_report(report: dict) -> str:
     lines += [
         f"agreement  ({report['gate_form']} gates) max |logit diff| {report['max_abs_error']:.2e}; gate decisions "
         f"agree {report['gate_agreement']:.4%} ({report['threshold_ties']} ties at the threshold); predictions equal {report['prediction_agreement']:.2%}",
-        f"latency    batch 1, median (p90) of {latency['eager-mask']['iterations']} interleaved runs "
+        f"latency    batch 1, median (p90) of {latency['eager-mask']['iterations']} runs, systems taking turns "
         f"(records: {report['tuning_database'] or 'none'}):",
     ]
     lines += [

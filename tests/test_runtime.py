@@ -1,7 +1,10 @@
 """The runtime wrapper: artifacts on disk, input validation, and clear errors for bad files."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -150,3 +153,14 @@ def test_save_replaces_an_artifact_and_leaves_no_staging_files(loaded, artifact,
     loaded.save(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]
     assert sorted(p.name for p in target.iterdir()) == sorted([LIBRARY_FILE, METADATA_FILE])
+
+
+@pytest.mark.parametrize("chosen", [None, "1"])
+def test_tvm_runs_on_every_cpu_unless_the_user_chose(chosen):
+    """Unset, TVM's pool takes half the CPUs (one on a 2-CPU machine); importing lcnet_tvm sets every CPU."""
+    env = {name: value for name, value in os.environ.items() if name not in ("TVM_NUM_THREADS", "OMP_NUM_THREADS")}
+    if chosen:
+        env["TVM_NUM_THREADS"] = chosen
+    script = "import lcnet_tvm, tvm; print(tvm.runtime.num_threads())"
+    threads = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    assert int(threads) == (int(chosen) if chosen else len(os.sched_getaffinity(0)))
