@@ -355,7 +355,7 @@ def plot_bench(report: dict, path: str) -> None:
         if rows:
             axes.plot(
                 [row["executed_gflops"] * 1e3 for row in rows], [row["median_ms"] for row in rows],
-                marker="o", linestyle="--" if name.startswith("eager") or name == "torch-compile" else "-", label=name,
+                marker="o", linestyle="--" if name in EAGER_SYSTEMS else "-", label=name,
             )
     axes.set_xlabel("executed MFLOPs per sample")
     axes.set_ylabel(f"median latency per batch of {report['batch']} (ms)")

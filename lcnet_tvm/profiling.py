@@ -60,7 +60,7 @@ class _Runner:
         device = compiled.target.device()
         self.vm = relax.VirtualMachine(compiled.executable, device)
         self.main = self.vm["main"]
-        self.inputs = [tvm.runtime.tensor(np.ascontiguousarray(batch), device) for batch in batches]
+        self.inputs = [tvm.runtime.tensor(batch, device) for batch in batches]
 
     def run(self, rounds: int) -> float:
         """Milliseconds per inference over ``rounds`` inferences cycling through the batches."""

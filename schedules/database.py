@@ -14,6 +14,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm_ffi import structural_hash
 
 from lcnet_tvm.errors import DatabaseError
+from lcnet_tvm.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -123,9 +124,7 @@ def _set_aside(directory: Path, readable: Path, lines: list[int], repair: bool) 
     if repair:
         with (directory / UNREPLAYABLE_FILE).open("a") as stream:
             stream.writelines(records[number] for number in lines)
-        staging = directory / f".{RECORDS_FILE}.staging"
-        staging.write_text("".join(kept))
-        staging.replace(directory / RECORDS_FILE)
+        write_atomically(directory / RECORDS_FILE, lambda stream: stream.write("".join(kept).encode()))
         return directory
     snapshot = Path(tempfile.mkdtemp(prefix="lcnet-db-"))
     shutil.copyfile(readable / WORKLOADS_FILE, snapshot / WORKLOADS_FILE)
