@@ -1,9 +1,6 @@
-"""``lcnet-tvm bench``: compiled vs eager latency, measured side by side in one process.
+"""``lcnet-tvm bench``: compiled vs eager vs peer-runtime latency, measured side by side in one run.
 
-Systems (:mod:`lcnet_tvm.systems`) take turns within each round
-(:func:`~lcnet_tvm.timing.measure_interleaved`), so machine drift hits all
-alike; every round feeds all systems the same batch, cycling through
-:data:`BENCH_BATCHES` batches of held-out samples:
+Systems (:mod:`lcnet_tvm.systems`):
 
 * ``eager-dense``: the PyTorch backbone without gates;
 * ``eager-mask``: the LC-Net in mask form, as research code runs it;
@@ -11,21 +8,33 @@ alike; every round feeds all systems the same batch, cycling through
 * ``torch-compile``: ``torch.compile`` of the faster of those two (picked by a
   short pre-run); its graph breaks are reported;
 * ``tvm-dense``, ``tvm-mask``, ``tvm-gated``: our compiled dense backbone, mask
-  form and gated form, with the tuning records of ``--db`` (or the shipped ones).
+  form and gated form, with the tuning records of ``--db`` (or the shipped ones);
+* ``ort-dense``, ``ort-mask``, ``openvino-dense``, ``openvino-mask``: ONNX exports
+  of the dense backbone and of the mask form in ONNX Runtime and OpenVINO
+  (:mod:`lcnet_tvm.peers`), the strongest ways a user could run the model without us.
 
-All eager systems run under ``torch.inference_mode``. Warm-up runs every batch
-once through every system (``torch.compile`` compiles for what it sees there).
-An operating point is a gate threshold shift (:mod:`~lcnet_tvm.calibrate`);
-several points sweep latency against executed FLOPs.
+Every system runs in a worker process of its own (:mod:`lcnet_tvm.isolation`), its
+logits checked against eager on every benchmark batch before it is timed; the
+processes take turns within each round (:func:`~lcnet_tvm.timing.measure_interleaved`),
+so machine drift hits all alike, and every round feeds all systems the same
+batch, cycling through :data:`BENCH_BATCHES` batches of held-out samples. Eager
+systems run under ``torch.inference_mode``. Warm-up runs every batch once through
+every system (``torch.compile`` compiles for what it sees there). An operating
+point is a gate threshold shift (:mod:`~lcnet_tvm.calibrate`); several points
+sweep latency against executed FLOPs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import shutil
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,11 +51,15 @@ from .files import write_atomically
 from .flops import FlopsCounter
 from .gate_forms import DEFAULT_CHANNEL_BUCKETS
 from .gates import WithGateScores, without_gates
+from .isolation import IsolatedSystem, Runner
+from .peers import PeerRunner, export_onnx, unavailable
 from .profiling import profile_calls
 from .runtime import CompiledModel
 from .shipped_tuning import target_and_records
-from .systems import EAGER_SYSTEMS, SYSTEMS, TVM_FORMS
+from .systems import DENSE_PEERS, DENSE_SYSTEMS, EAGER_SYSTEMS, NON_TVM_SYSTEMS, PEER_FORMS, SYSTEMS, TVM_FORMS
+from .targets import get_target
 from .timing import measure_interleaved, timed_rounds
+from .verify import LOGIT_TOLERANCE, scaled_error
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +67,7 @@ logger = logging.getLogger(__name__)
 BENCH_BATCHES = 16
 #: Rounds of the pre-run that picks which eager LC-Net torch.compile gets.
 PICK_ROUNDS = 8
+
 
 @dataclass
 class BenchOptions:
@@ -95,6 +109,9 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
             f"`lcnet-tvm tune --model {loaded.name} --gates G --db DIR` for each TVM system's gate form "
             "and pass --db DIR (untuned TVM code is no baseline anyone would use)"
         )
+    left_out = _left_out_peers(options.systems, get_target(target_name).device_type)
+    if len(left_out) == len(options.systems):
+        raise LcnetError(f"nothing left to measure: {'; '.join(f'{name}: {why}' for name, why in left_out.items())}")
     shape = loaded.config.input_shape
     data = dataset_for(loaded).x_test
     needed = BENCH_BATCHES * options.batch + CALIBRATION_INPUTS
@@ -103,12 +120,9 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
     batches = [data[i * options.batch : (i + 1) * options.batch].contiguous() for i in range(BENCH_BATCHES)]
     calibration = calibration_inputs(data)
     counter = FlopsCounter.from_model(loaded.model, shape)
-    compiled_systems = [name for name in options.systems if name in TVM_FORMS]
-    bench = _Bench(loaded, options, target_name, database_dir, batches, counter)
-    try:
+    with _Bench(loaded, options, target_name, database_dir, batches, counter, left_out) as bench:
         points = [bench.measure_point(fraction, calibration) for fraction in options.flops_fractions]
-    finally:
-        bench.close()
+        runtimes = bench.runtimes
     first = points[0]
     return {
         "model": loaded.name,
@@ -116,42 +130,98 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
         "target": target_name,
         "batch": options.batch,
         "input_shape": [options.batch, *shape],
-        # What TVM's CPU pool of this thread, which ran the TVM systems, used (see lcnet_tvm/__init__.py).
-        "threads": {"torch": torch.get_num_threads(), "tvm": tvm.runtime.num_threads() if compiled_systems else None},
+        # Threads each runtime's pool used, as the worker processes that ran them report it.
+        "threads": {"torch": torch.get_num_threads(), **{runtime: info["threads"] for runtime, info in runtimes.items()}},
+        "runtimes": runtimes,
+        "left_out": left_out,
         "tuning_database": database_dir,
         "tuning_trials": first["tuning_trials"],
         "dense_gflops": counter.dense_flops / 1e9,
         "flops_per": "sample",
         "systems": first["systems"],
-        "speedup_vs_best_eager": first["speedup_vs_best_eager"],
-        "realization_ratio": first["realization_ratio"],
+        **{key: first[key] for key in RATIOS},
         "points": points,
     }
 
 
-class _Bench:
-    """What stays the same across operating points: the dense systems, the batches, the progress bar."""
+def _left_out_peers(systems: Sequence[str], device_type: str) -> dict[str, str]:
+    """Peer systems whose runtime cannot run here, with why (each said once in the log)."""
+    left_out = {}
+    for runtime in dict.fromkeys(runtime for name, (runtime, _) in PEER_FORMS.items() if name in systems):
+        reason = unavailable(runtime, device_type)
+        if reason is not None:
+            names = [name for name, (owner, _) in PEER_FORMS.items() if owner == runtime and name in systems]
+            logger.warning("left out %s: %s", ", ".join(names), reason)
+            left_out.update(dict.fromkeys(names, reason))
+    return left_out
 
-    def __init__(self, loaded, options, target_name, database_dir, batches, counter):
+
+@dataclass(frozen=True)
+class EagerRunner:
+    """A PyTorch module run eagerly (or ``torch.compile``'d, compiling on its first calls) in a worker process."""
+
+    module: torch.nn.Module
+    threads: int
+    compile: bool = False
+
+    def build(self) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
+        torch.set_num_threads(self.threads)
+        module = torch.compile(self.module) if self.compile else self.module
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                output = module(torch.from_numpy(batch))
+            return (output[0] if isinstance(output, tuple) else output).numpy()
+
+        return run, {"threads": torch.get_num_threads(), "version": torch.__version__}
+
+
+@dataclass(frozen=True)
+class CompiledRunner:
+    """One of our compiled artifacts, loaded in a worker process."""
+
+    artifact: str
+
+    def build(self) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
+        compiled = CompiledModel.load(self.artifact)
+        return (lambda batch: compiled.run(batch).logits), {"threads": tvm.runtime.num_threads(), "version": tvm.__version__}
+
+
+def _runtime_of(system: str) -> str:
+    """The runtime whose threads and version ``system``'s worker reports."""
+    if system in PEER_FORMS:
+        return PEER_FORMS[system][0]
+    return "tvm" if system in TVM_FORMS else "torch"
+
+
+class _Bench(contextlib.AbstractContextManager):
+    """What stays the same across operating points: the dense systems and exports, the batches, the progress bar."""
+
+    def __init__(self, loaded, options, target_name, database_dir, batches, counter, left_out):
         self.loaded = loaded
         self.options = options
         self.target_name = target_name
+        self.device_type = get_target(target_name).device_type
         self.database_dir = database_dir
-        self.batches = batches
+        self.batches = [batch.numpy() for batch in batches]
         self.counter = counter
+        self.left_out = left_out
+        self.threads = torch.get_num_threads()
         self.dense_model = without_gates(loaded.model).eval()
+        self.dense_references = self._logits(self.dense_model)
         self.compiled_dense: CompiledModel | None = None
+        self.dense_onnx: Path | None = None
+        self.runtimes: dict[str, dict] = {}
+        self.workdir = Path(tempfile.mkdtemp(prefix="lcnet-bench-"))
         rounds = BENCH_BATCHES + timed_rounds(options.iterations)
         self.bar = tqdm(
             total=len(options.flops_fractions) * rounds, unit="round", desc="bench", disable=not options.show_progress
         )
         self.cursor = 0
 
-    def close(self) -> None:
+    def __exit__(self, *_exc) -> None:
         self.bar.close()
-
-    def batch(self) -> torch.Tensor:
-        return self.batches[self.cursor % BENCH_BATCHES]
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def next_round(self) -> None:
         self.cursor += 1
@@ -160,6 +230,10 @@ class _Bench:
     def step(self, what: str) -> None:
         self.bar.set_postfix_str(what)
 
+    @torch.inference_mode()
+    def _logits(self, module: torch.nn.Module) -> list[np.ndarray]:
+        return [module(torch.from_numpy(batch)).numpy() for batch in self.batches]
+
     def compile(self, model: torch.nn.Module, system: str) -> CompiledModel:
         self.step(f"compiling {system}")
         return compile_model(
@@ -167,14 +241,26 @@ class _Bench:
             gate_form=TVM_FORMS[system], channel_buckets=self.options.channel_buckets, database_dir=self.database_dir,
         )
 
+    def onnx(self, model: torch.nn.Module, form: str, directory: Path) -> Path:
+        """An ONNX export of the dense backbone (made once) or of ``model`` in mask form."""
+        example = torch.from_numpy(self.batches[0])
+        if form == "dense":
+            if self.dense_onnx is None:
+                self.step("exporting the dense backbone to ONNX")
+                self.dense_onnx = export_onnx(self.dense_model, example, self.workdir / "dense.onnx")
+            return self.dense_onnx
+        self.step("exporting the mask form to ONNX")
+        return export_onnx(model, example, directory / "mask.onnx")
+
     def measure_point(self, flops_fraction: float | None, calibration: torch.Tensor) -> dict:
-        selected = self.options.systems
+        selected = [name for name in self.options.systems if name not in self.left_out]
         model = copy.deepcopy(self.loaded.model).eval()
         shift = None
         if flops_fraction is not None:
             self.step(f"calibrating gates to {flops_fraction} of dense FLOPs")
             shift = calibrate_gates(model, calibration, flops_fraction, self.counter)
-        runs: dict[str, Callable[[], object]] = {}
+        directory = Path(tempfile.mkdtemp(prefix="point-", dir=self.workdir))
+        runners: dict[str, Runner] = {}
         flops: dict[str, float] = {}
         extra: dict[str, dict] = defaultdict(dict)
         dense = self.counter.dense_flops
@@ -186,14 +272,8 @@ class _Bench:
         }
         for name, (module, executed) in eager.items():
             if name in selected or "torch-compile" in selected and name != "eager-dense":
-                runs[name] = self._eager_call(module)
+                runners[name] = EagerRunner(module, self.threads)
                 flops[name] = executed
-        if "torch-compile" in selected:
-            source = self._faster(runs, ("eager-mask", "eager-skip"))
-            runs["torch-compile"], extra["torch-compile"] = self._torch_compile(eager[source][0])
-            extra["torch-compile"]["compiled_from"] = source
-            flops["torch-compile"] = flops[source]
-            runs = {name: run for name, run in runs.items() if name in selected}
         compiled: dict[str, CompiledModel] = {}
         for name in TVM_FORMS:
             if name not in selected:
@@ -204,13 +284,37 @@ class _Bench:
             else:
                 compiled[name] = self.compile(model, name)
             system = compiled[name]
-            runs[name] = lambda system=system: system.run(self.batch().numpy())
-            flops[name] = float(np.mean([system.run(b.numpy()).executed_flops.mean() for b in self.batches]))
+            system.save(directory / name)
+            runners[name] = CompiledRunner(str(directory / name))
+            flops[name] = float(np.mean([system.run(batch).executed_flops.mean() for batch in self.batches]))
             extra[name]["tuning"] = system.tuning
-        self.step("measuring")
-        ordered = {name: runs[name] for name in SYSTEMS if name in runs}
-        with torch.inference_mode():
-            latency = measure_interleaved(ordered, self.options.iterations, BENCH_BATCHES, self.next_round)
+        for name, (runtime, form) in PEER_FORMS.items():
+            if name in selected:
+                path = self.onnx(model, form, directory)
+                runners[name] = PeerRunner(runtime, str(path), self.threads, self.device_type)
+                flops[name] = dense if form == "dense" else masked
+        references = {"dense": self.dense_references, "mask": self._logits(model)}
+        with contextlib.ExitStack() as workers:
+            self.step("starting a worker process per system")
+            isolated = {name: self._isolated(workers, name, runner) for name, runner in runners.items()}
+            if "torch-compile" in selected:
+                source = self._faster(isolated, ("eager-mask", "eager-skip"))
+                extra["torch-compile"] = {**self._graph_breaks(eager[source][0]), "compiled_from": source}
+                flops["torch-compile"] = flops[source]
+                self.step("torch.compile: compiling (first calls)")
+                isolated["torch-compile"] = self._isolated(
+                    workers, "torch-compile", EagerRunner(eager[source][0], self.threads, compile=True)
+                )
+            ordered = {name: isolated[name] for name in SYSTEMS if name in selected}
+            for name, system in ordered.items():
+                self.step(f"checking {name}'s logits against eager")
+                form = "dense" if name in DENSE_SYSTEMS else "mask"
+                extra[name]["logits_max_scaled_error"] = check_logits(name, system.outputs(), references[form])
+                self.runtimes.setdefault(_runtime_of(name), system.ready())
+            self.step("measuring")
+            turns = {name: (lambda settle, timed, system=system: system.turn(self.cursor, settle, timed))
+                     for name, system in ordered.items()}
+            latency = measure_interleaved(turns, self.options.iterations, BENCH_BATCHES, self.next_round)
         systems = {
             name: {**latency[name], "executed_gflops": flops[name] / 1e9, **extra.get(name, {})} for name in ordered
         }
@@ -219,17 +323,15 @@ class _Bench:
             "gate_shift": shift,
             "systems": systems,
             "tuning_trials": {name: compiled[name].tuning["trials"] for name in compiled},
-            "speedup_vs_best_eager": _speedup(systems),
-            "realization_ratio": _realization(systems, dense / 1e9),
+            **_ratios(systems, dense / 1e9),
         }
         if self.options.profile:
             self.step("profiling tvm-gated")
-            batches = [batch.numpy() for batch in self.batches]
-            point["profile"] = profile_calls(compiled["tvm-gated"], batches, self.options.iterations)
+            point["profile"] = profile_calls(compiled["tvm-gated"], self.batches, self.options.iterations)
         return point
 
-    def _eager_call(self, module: torch.nn.Module) -> Callable[[], object]:
-        return lambda: module(self.batch())
+    def _isolated(self, workers: contextlib.ExitStack, name: str, runner: Runner) -> IsolatedSystem:
+        return workers.enter_context(contextlib.closing(IsolatedSystem(name, runner, self.batches)))
 
     @torch.inference_mode()
     def _skip_flops(self, model: torch.nn.Module) -> float:
@@ -237,91 +339,138 @@ class _Bench:
         recording = SkippingResNet(model)
         executed = []
         for batch in self.batches:
-            recording(batch)
+            recording(torch.from_numpy(batch))
             executed.append(self.counter.executed_flops(recording.computed_keeps()))
         return float(torch.cat(executed).mean())
 
-    def _faster(self, runs: dict[str, Callable[[], object]], names: tuple[str, ...]) -> str:
+    def _faster(self, isolated: dict[str, IsolatedSystem], names: tuple[str, ...]) -> str:
         self.step("picking the faster eager LC-Net for torch.compile")
-        with torch.inference_mode():
-            latency = measure_interleaved({name: runs[name] for name in names}, PICK_ROUNDS, warmup=2)
+        turns = {name: (lambda settle, timed, system=isolated[name]: system.turn(0, settle, timed)) for name in names}
+        latency = measure_interleaved(turns, PICK_ROUNDS, warmup=2)
         return min(names, key=lambda name: latency[name]["median_ms"])
 
-    def _torch_compile(self, module: torch.nn.Module) -> tuple[Callable[[], object], dict]:
-        """``torch.compile`` of ``module`` and what Dynamo made of it (graphs, breaks and why)."""
+    def _graph_breaks(self, module: torch.nn.Module) -> dict:
+        """What Dynamo makes of ``module``: graphs, breaks and why."""
         self.step("torch.compile: counting graph breaks")
         torch._dynamo.reset()
         with torch.inference_mode():
-            explained = torch._dynamo.explain(module)(self.batches[0])
+            explained = torch._dynamo.explain(module)(torch.from_numpy(self.batches[0]))
         torch._dynamo.reset()
         reasons = sorted({str(reason.reason).splitlines()[0] for reason in explained.break_reasons})
-        self.step("torch.compile: compiling (first calls)")
-        compiled = torch.compile(module)
-        return self._eager_call(compiled), {
-            "graphs": explained.graph_count,
-            "graph_breaks": explained.graph_break_count,
-            "break_reasons": reasons,
-        }
+        return {"graphs": explained.graph_count, "graph_breaks": explained.graph_break_count, "break_reasons": reasons}
 
 
-def _speedup(systems: dict[str, dict]) -> float | None:
-    """Best eager median / tvm-gated median."""
-    eager = [systems[name]["median_ms"] for name in EAGER_SYSTEMS if name in systems]
-    if "tvm-gated" not in systems or not eager:
-        return None
-    return min(eager) / systems["tvm-gated"]["median_ms"]
+def check_logits(name: str, outputs: list[np.ndarray], references: list[np.ndarray]) -> float:
+    """The largest scaled logit error of ``outputs`` against eager; a system that computes something else is an error."""
+    error = max(scaled_error(output, reference) for output, reference in zip(outputs, references))
+    if not error <= LOGIT_TOLERANCE:
+        raise LcnetError(
+            f"{name} computes something else than eager PyTorch: its logits differ by {error:.3g} "
+            f"(scaled, max over {len(outputs)} batches; at most {LOGIT_TOLERANCE} expected), so it is not timed"
+        )
+    return error
 
 
-def _realization(systems: dict[str, dict], dense_gflops: float) -> float | None:
-    """(tvm-dense latency / tvm-gated latency) / (dense FLOPs / tvm-gated executed FLOPs): 1.0 when saved FLOPs are saved time."""
-    if "tvm-dense" not in systems or "tvm-gated" not in systems:
-        return None
-    gated = systems["tvm-gated"]
-    time_saved = systems["tvm-dense"]["median_ms"] / gated["median_ms"]
-    return time_saved / (dense_gflops / gated["executed_gflops"])
+#: Ratios each operating point reports (see :func:`_ratios`).
+RATIOS = (
+    "speedup_vs_best_eager", "speedup_vs_best_peer", "realization_ratio", "peer_realization_ratio",
+    "tvm_dense_vs_best_dense_peer",
+)
+
+
+def _fastest(systems: dict[str, dict], names: Sequence[str]) -> tuple[str, float] | None:
+    """The fastest of ``names`` that was measured, and its median latency."""
+    measured = [(name, systems[name]["median_ms"]) for name in names if name in systems]
+    return min(measured, key=lambda pair: pair[1]) if measured else None
+
+
+def _ratios(systems: dict[str, dict], dense_gflops: float) -> dict[str, float | None]:
+    """``speedup_vs_*``: the fastest such system's latency / tvm-gated's (eager systems; every system
+    without TVM, any form). ``realization_ratio``: (tvm-dense / tvm-gated latency) * (executed /
+    dense FLOPs); ``peer_realization_ratio``: the same with the fastest dense peer in tvm-dense's
+    place; both 1.0 when tvm-gated is exactly as much faster as it skips FLOPs.
+    ``tvm_dense_vs_best_dense_peer``: the fastest dense peer's latency / tvm-dense's (kernel quality)."""
+    gated = systems.get("tvm-gated")
+    tvm_dense = systems.get("tvm-dense")
+    best_eager = _fastest(systems, EAGER_SYSTEMS)
+    best_other = _fastest(systems, NON_TVM_SYSTEMS)
+    best_dense_peer = _fastest(systems, DENSE_PEERS)
+    flops_kept = gated["executed_gflops"] / dense_gflops if gated else None
+    return {
+        "speedup_vs_best_eager": best_eager[1] / gated["median_ms"] if gated and best_eager else None,
+        "speedup_vs_best_peer": best_other[1] / gated["median_ms"] if gated and best_other else None,
+        "realization_ratio": tvm_dense["median_ms"] / gated["median_ms"] * flops_kept if gated and tvm_dense else None,
+        "peer_realization_ratio": best_dense_peer[1] / gated["median_ms"] * flops_kept if gated and best_dense_peer else None,
+        "tvm_dense_vs_best_dense_peer": best_dense_peer[1] / tvm_dense["median_ms"] if tvm_dense and best_dense_peer else None,
+    }
 
 
 def format_bench(report: dict) -> str:
-    threads = report["threads"]
+    threads = ", ".join(f"{runtime} {count}" for runtime, count in report["threads"].items())
     lines = [
         f"model   {report['model']} ({report['source']}), input {report['input_shape']}, target {report['target']}, "
-        f"threads: torch {threads['torch']}, TVM {threads['tvm']}",
+        f"threads: {threads}",
         f"dense   {report['dense_gflops'] * 1e3:.2f} MFLOPs per sample; tuning records {report['tuning_database']}",
     ]
+    lines += [f"left out {name}: {reason}" for name, reason in report["left_out"].items()]
     for point in report["points"]:
-        lines.extend(_format_point(point, report["dense_gflops"]))
+        lines.extend(_format_point(point, report["dense_gflops"], report["runtimes"]))
     return "\n".join(lines)
 
 
-def _format_point(point: dict, dense_gflops: float) -> list[str]:
+def _system_note(name: str, row: dict, runtimes: dict[str, dict]) -> str:
+    if "tuning" in row:
+        tuning = row["tuning"]
+        return f"{tuning['tuned']}/{tuning['kernels']} kernels tuned, {tuning['trials']} trials"
+    if "graph_breaks" in row:
+        return f"of {row['compiled_from']}: {row['graphs']} graphs, {row['graph_breaks']} graph breaks"
+    if name in PEER_FORMS:
+        runtime = PEER_FORMS[name][0]
+        return f"{runtime} {runtimes[runtime]['version']}, ONNX export"
+    return ""
+
+
+#: The summary lines under each operating point's table: ratio key -> what it compares, over which systems.
+_RATIO_LINES = {
+    "speedup_vs_best_eager": ("tvm-gated vs the best eager system", EAGER_SYSTEMS),
+    "speedup_vs_best_peer": ("tvm-gated vs the fastest system without TVM", NON_TVM_SYSTEMS),
+}
+
+
+def _format_point(point: dict, dense_gflops: float, runtimes: dict[str, dict]) -> list[str]:
     shift = "none (the model's own gates)" if point["gate_shift"] is None else f"{point['gate_shift']:+.3f}"
-    iterations = next(iter(point["systems"].values()))["iterations"]
+    first = next(iter(point["systems"].values()))
     lines = [
         "",
         f"operating point: gate shift {shift}"
         + (f", calibrated to {point['flops_fraction']} of dense FLOPs" if point["flops_fraction"] else ""),
-        f"  {'system':<14} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8} {'MFLOPs/sample':>14} {'of dense':>8}  "
-        f"({iterations} timed calls each, systems taking turns)",
+        f"  {'system':<14} {'median ms':>10} {'rounds q25-q75':>15} {'p90 ms':>8} {'p99 ms':>8} {'MFLOPs/sample':>14} "
+        f"{'of dense':>8}  ({first['iterations']} timed calls each in {first['rounds']} rounds, each system in its "
+        "own process, taking turns)",
     ]
     for name, row in point["systems"].items():
-        note = ""
-        if "tuning" in row:
-            tuning = row["tuning"]
-            note = f"{tuning['tuned']}/{tuning['kernels']} kernels tuned, {tuning['trials']} trials"
-        if "graph_breaks" in row:
-            note = f"of {row['compiled_from']}: {row['graphs']} graphs, {row['graph_breaks']} graph breaks"
+        spread = f"{row['round_median_q25_ms']:.3f}-{row['round_median_q75_ms']:.3f}"
         lines.append(
-            f"  {name:<14} {row['median_ms']:>10.3f} {row['p90_ms']:>8.3f} {row['p99_ms']:>8.3f} "
-            f"{row['executed_gflops'] * 1e3:>14.2f} {row['executed_gflops'] / dense_gflops:>8.3f}  {note}"
+            f"  {name:<14} {row['median_ms']:>10.3f} {spread:>15} {row['p90_ms']:>8.3f} {row['p99_ms']:>8.3f} "
+            f"{row['executed_gflops'] * 1e3:>14.2f} {row['executed_gflops'] / dense_gflops:>8.3f}  "
+            f"{_system_note(name, row, runtimes)}"
         )
-    if point["speedup_vs_best_eager"] is not None:
-        eager = {name: row["median_ms"] for name, row in point["systems"].items() if name in EAGER_SYSTEMS}
-        best = min(eager, key=eager.get)
-        speedup = point["speedup_vs_best_eager"]
-        verdict = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
-        lines.append(f"  tvm-gated vs the best eager system ({best}): {verdict}")
+    for key, (what, over) in _RATIO_LINES.items():
+        if point[key] is not None:
+            best, _ = _fastest(point["systems"], over)
+            speedup = point[key]
+            verdict = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
+            lines.append(f"  {what} ({best}): {verdict}")
     if point["realization_ratio"] is not None:
         lines.append(f"  realization ratio (saved time / saved FLOPs, tvm-gated vs tvm-dense): {point['realization_ratio']:.2f}")
+    if point["peer_realization_ratio"] is not None:
+        best, _ = _fastest(point["systems"], DENSE_PEERS)
+        lines.append(
+            f"  peer realization ratio (tvm-gated vs the fastest dense peer, {best}): {point['peer_realization_ratio']:.2f}"
+        )
+    if point["tvm_dense_vs_best_dense_peer"] is not None:
+        best, _ = _fastest(point["systems"], DENSE_PEERS)
+        lines.append(f"  tvm-dense runs at {point['tvm_dense_vs_best_dense_peer']:.2f}x the speed of {best}")
     if "profile" in point:
         lines.extend(_format_profile(point["profile"]))
     return lines
@@ -342,6 +491,13 @@ def _format_profile(profile: dict) -> list[str]:
     return lines
 
 
+def _plot_style(system: str) -> dict:
+    """Eager systems dashed, ours solid, peers dotted with a marker of their runtime's."""
+    if system in PEER_FORMS:
+        return {"linestyle": ":", "marker": "s" if PEER_FORMS[system][0] == "onnxruntime" else "D", "markersize": 7}
+    return {"linestyle": "--" if system in EAGER_SYSTEMS else "-", "marker": "o"}
+
+
 def plot_bench(report: dict, path: str) -> None:
     """Latency against executed FLOPs, one line per system over the operating points."""
     import matplotlib  # noqa: PLC0415 (only the --plot path needs it)
@@ -355,7 +511,7 @@ def plot_bench(report: dict, path: str) -> None:
         if rows:
             axes.plot(
                 [row["executed_gflops"] * 1e3 for row in rows], [row["median_ms"] for row in rows],
-                marker="o", linestyle="--" if name in EAGER_SYSTEMS else "-", label=name,
+                label=name, **_plot_style(name),
             )
     axes.set_xlabel("executed MFLOPs per sample")
     axes.set_ylabel(f"median latency per batch of {report['batch']} (ms)")

@@ -278,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.set_defaults(handler=cmd_tune)
 
     bench = commands.add_parser(
-        "bench", help="latency side by side: eager PyTorch (dense, mask, skipping, torch.compile) vs TVM (dense, mask, gated)"
+        "bench",
+        help="latency side by side: eager PyTorch (dense, mask, skipping, torch.compile), TVM (dense, mask, gated) "
+        "and ONNX exports in ONNX Runtime and OpenVINO (dense, mask), each system in a process of its own"
     )
     bench.add_argument("--model", help=MODEL_HELP)
     bench.add_argument("--target", help="target (default: the shipped records' target, or x86)")

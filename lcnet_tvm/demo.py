@@ -15,7 +15,7 @@ from .gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM
 from .gates import WithGateScores
 from .runtime import CompiledModel
 from .shipped_tuning import target_and_records, warn_untuned
-from .timing import measure_interleaved
+from .timing import in_process, measure_interleaved
 from .train import evaluate, gate_statistics
 from .verify import compare_with_eager
 
@@ -46,8 +46,8 @@ def measure_latency(
         with torch.inference_mode():
             wrapped(sample)
 
-    systems = {"eager-mask": eager}
-    systems.update({f"tvm-{form}": (lambda system=system: system.run(array)) for form, system in compiled.items()})
+    systems = {"eager-mask": in_process(eager)}
+    systems.update({f"tvm-{form}": in_process(lambda system=system: system.run(array)) for form, system in compiled.items()})
     return measure_interleaved(systems, iterations)
 
 

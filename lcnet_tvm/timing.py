@@ -17,8 +17,29 @@ SETTLE_CALLS = 2
 TIMED_CALLS = 4
 
 
+#: A system's turn: ``(untimed calls, timed calls) -> the timed calls' latencies in ms``.
+Turn = Callable[[int, int], list[float]]
+
+
+def take_turn(call: Callable[[], object], settle: int, timed: int) -> list[float]:
+    """``settle`` untimed calls of ``call``, then ``timed`` timed ones; their latencies in ms."""
+    for _ in range(settle):
+        call()
+    latencies = []
+    for _ in range(timed):
+        started = time.perf_counter()
+        call()
+        latencies.append((time.perf_counter() - started) * 1e3)
+    return latencies
+
+
+def in_process(call: Callable[[], object]) -> Turn:
+    """The turn of a system called in this process."""
+    return lambda settle, timed: take_turn(call, settle, timed)
+
+
 def measure_interleaved(
-    systems: dict[str, Callable[[], object]],
+    systems: dict[str, Turn],
     iterations: int,
     warmup: int = 3,
     after_round: Callable[[], object] | None = None,
@@ -29,33 +50,35 @@ def measure_interleaved(
 
     ``after_round`` (untimed) runs after every round, warm-up included, e.g. to
     move on to the next input. Returns per system its median, p90 and p99
-    latency in milliseconds.
+    latency in milliseconds over all timed calls, and the spread over rounds:
+    the quartiles of the rounds' medians.
     """
-    samples: dict[str, list[float]] = {name: [] for name in systems}
+    rounds: dict[str, list[list[float]]] = {name: [] for name in systems}
     for _ in range(warmup):
-        for run in systems.values():
-            run()
+        for turn in systems.values():
+            turn(1, 0)
         if after_round is not None:
             after_round()
     for round_index in range(timed_rounds(iterations)):
         timed = min(TIMED_CALLS, iterations - round_index * TIMED_CALLS)
-        for name, run in systems.items():
-            for _ in range(SETTLE_CALLS):
-                run()
-            for _ in range(timed):
-                started = time.perf_counter()
-                run()
-                samples[name].append((time.perf_counter() - started) * 1e3)
+        for name, turn in systems.items():
+            rounds[name].append(turn(SETTLE_CALLS, timed))
         if after_round is not None:
             after_round()
+    return {name: _statistics(turns, iterations) for name, turns in rounds.items()}
+
+
+def _statistics(turns: list[list[float]], iterations: int) -> dict:
+    values = np.concatenate(turns)
+    round_q25, round_q75 = np.percentile([np.median(turn) for turn in turns], [25, 75])
     return {
-        name: {
-            "median_ms": float(np.median(values)),
-            "p90_ms": float(np.percentile(values, 90)),
-            "p99_ms": float(np.percentile(values, 99)),
-            "iterations": iterations,
-        }
-        for name, values in samples.items()
+        "median_ms": float(np.median(values)),
+        "p90_ms": float(np.percentile(values, 90)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "iterations": iterations,
+        "rounds": len(turns),
+        "round_median_q25_ms": float(round_q25),
+        "round_median_q75_ms": float(round_q75),
     }
 
 

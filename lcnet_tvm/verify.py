@@ -12,11 +12,20 @@ from .gates import THRESHOLD_ROUNDING, WithGateScores
 from .runtime import CompiledModel, RunResult
 
 
+#: How far a system's logits may be from eager PyTorch's, scaled (see :func:`scaled_error`).
+LOGIT_TOLERANCE = 1e-4
+
+
+def scaled_error(logits: np.ndarray, reference: np.ndarray) -> float:
+    """max |logits - reference| / max(1, |reference|): absolute for small logits, relative for large ones."""
+    return float((np.abs(logits - reference) / np.maximum(1.0, np.abs(reference))).max())
+
+
 @dataclass
 class Agreement:
     samples: int
     max_abs_error: float
-    #: max |compiled - eager| / max(1, |eager|): absolute for small logits, relative for large ones.
+    #: :func:`scaled_error` of compiled against eager logits.
     max_scaled_error: float
     #: fraction of gate decisions (samples x gates x channels) that agree between eager and compiled:
     #: equal, or at the threshold (see :data:`~lcnet_tvm.gates.THRESHOLD_ROUNDING`).
@@ -47,7 +56,7 @@ def agreement(result: RunResult, logits: np.ndarray, scores: list[np.ndarray]) -
     return Agreement(
         samples=len(logits),
         max_abs_error=float(difference.max()),
-        max_scaled_error=float((difference / np.maximum(1.0, np.abs(logits))).max()),
+        max_scaled_error=scaled_error(result.logits, logits),
         gate_agreement=agree / total if total else 1.0,
         threshold_ties=ties,
         prediction_agreement=float((result.predictions == logits.argmax(1)).mean()),

@@ -4,17 +4,22 @@ No timing assertions: the figures are checked for shape and sanity only.
 """
 
 import json
+import sys
+
+import numpy as np
 
 import pytest
 import torch
 
-from lcnet_tvm.bench import BenchOptions, format_bench, plot_bench, run_bench
+from lcnet_tvm.bench import BenchOptions, check_logits, format_bench, plot_bench, run_bench
 from lcnet_tvm.calibrate import calibrate_gates, decided_fraction
 from lcnet_tvm.checkpoint import LoadedModel
 from lcnet_tvm.errors import LcnetError
 from lcnet_tvm.flops import FlopsCounter
 from lcnet_tvm.models import LCResNet, zoo_config
-from lcnet_tvm.systems import EAGER_SYSTEMS, SYSTEMS, TVM_FORMS
+from lcnet_tvm.peers import unavailable
+from lcnet_tvm.systems import DENSE_PEERS, EAGER_SYSTEMS, NON_TVM_SYSTEMS, SYSTEMS, TVM_FORMS
+from lcnet_tvm.verify import LOGIT_TOLERANCE
 
 from .conftest import randomize
 from .tiny import BUCKETS, SHAPE
@@ -22,6 +27,7 @@ from .tiny import BUCKETS, SHAPE
 SCHEMA_KEYS = {
     "model", "target", "batch", "threads", "tuning_trials", "systems", "dense_gflops",
     "speedup_vs_best_eager", "realization_ratio",
+    "speedup_vs_best_peer", "peer_realization_ratio", "tvm_dense_vs_best_dense_peer",
 }
 
 
@@ -67,11 +73,16 @@ def test_bench_measures_every_system_at_every_operating_point(tuned, tmp_path):
         for row in systems.values():
             assert {"median_ms", "p90_ms", "p99_ms", "executed_gflops"} <= set(row)
             assert 0 < row["median_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["iterations"] == 3
+            assert row["rounds"] == 1 and row["round_median_q25_ms"] <= row["round_median_q75_ms"]
+            # every system, peers included, computed eager's logits before it was timed
+            assert 0 <= row["logits_max_scaled_error"] <= LOGIT_TOLERANCE
         for name in ("eager-dense", "tvm-dense"):
             assert systems[name]["executed_gflops"] == dense
         masked = (counter.dense_flops + counter.gate_network_flops) / 1e9
-        for name in ("eager-mask", "tvm-mask"):
+        for name in ("eager-mask", "tvm-mask", "ort-mask", "openvino-mask"):
             assert systems[name]["executed_gflops"] == pytest.approx(masked)
+        for name in DENSE_PEERS:
+            assert systems[name]["executed_gflops"] == dense
         # Buckets round kept channels up: the compiled gated model runs at least what eager-skip runs.
         assert systems["eager-skip"]["executed_gflops"] <= systems["tvm-gated"]["executed_gflops"] * (1 + 1e-6)
         compiled_torch = systems["torch-compile"]
@@ -83,9 +94,15 @@ def test_bench_measures_every_system_at_every_operating_point(tuned, tmp_path):
         assert point["tuning_trials"]["tvm-gated"] > 0
         best_eager = min(systems[name]["median_ms"] for name in EAGER_SYSTEMS)
         assert point["speedup_vs_best_eager"] == pytest.approx(best_eager / systems["tvm-gated"]["median_ms"])
-        time_ratio = systems["tvm-dense"]["median_ms"] / systems["tvm-gated"]["median_ms"]
+        gated = systems["tvm-gated"]["median_ms"]
+        time_ratio = systems["tvm-dense"]["median_ms"] / gated
         flops_ratio = dense / systems["tvm-gated"]["executed_gflops"]
         assert point["realization_ratio"] == pytest.approx(time_ratio / flops_ratio)
+        best_other = min(systems[name]["median_ms"] for name in NON_TVM_SYSTEMS)
+        assert point["speedup_vs_best_peer"] == pytest.approx(best_other / gated)
+        best_dense_peer = min(systems[name]["median_ms"] for name in DENSE_PEERS)
+        assert point["peer_realization_ratio"] == pytest.approx(best_dense_peer / gated / flops_ratio)
+        assert point["tvm_dense_vs_best_dense_peer"] == pytest.approx(best_dense_peer / systems["tvm-dense"]["median_ms"])
         profile = point["profile"]
         assert profile["vm_calls"] == pytest.approx(sum(row["calls"] for row in profile["categories"].values()))
         attributed = sum(row["ms"] for row in profile["categories"].values())
@@ -93,8 +110,11 @@ def test_bench_measures_every_system_at_every_operating_point(tuned, tmp_path):
         assert profile["categories"]["convolutions"]["calls"] >= 1
     low, high = (point["systems"]["eager-skip"]["executed_gflops"] for point in report["points"])
     assert low < high  # the sweep moves the operating point
+    assert report["left_out"] == {}
+    assert set(report["threads"]) == {"torch", "tvm", "onnxruntime", "openvino"}
     text = format_bench(report)
     assert "realization ratio" in text and "graph breaks" in text and "slowest calls" in text
+    assert "fastest system without TVM" in text and "peer realization ratio" in text and "ONNX export" in text
     plot = tmp_path / "bench.png"
     plot_bench(report, str(plot))
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -120,3 +140,40 @@ def test_eager_systems_alone_need_no_tuning_records():
     report = run_bench(LoadedModel("tiny", narrow_resnet20(), "untrained"), options)
     assert list(report["systems"]) == ["eager-dense", "eager-skip"]
     assert report["speedup_vs_best_eager"] is None and report["realization_ratio"] is None
+
+
+def test_a_peer_whose_package_is_missing_is_left_out_with_a_note(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now fails
+    options = BenchOptions(iterations=2, systems=["eager-dense", "ort-dense", "openvino-dense", "openvino-mask"],
+                           show_progress=False)
+    report = run_bench(LoadedModel("tiny", narrow_resnet20(), "untrained"), options)
+    assert list(report["systems"]) == ["eager-dense", "ort-dense"]
+    note = "the Python package 'openvino' is not installed (pip install openvino)"
+    assert report["left_out"] == {"openvino-dense": note, "openvino-mask": note}
+    assert f"left out openvino-dense: {note}" in format_bench(report)
+    assert any("left out openvino-dense, openvino-mask" in record.getMessage() for record in caplog.records)
+    # the fastest system without TVM is a peer here, but there is no tvm-gated to compare with
+    assert report["speedup_vs_best_peer"] is None and report["tvm_dense_vs_best_dense_peer"] is None
+
+
+def test_nothing_left_to_measure_is_an_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    options = BenchOptions(iterations=2, systems=["ort-dense"], show_progress=False)
+    with pytest.raises(LcnetError, match="nothing left to measure: ort-dense: the Python package 'onnxruntime'"):
+        run_bench(LoadedModel("tiny", narrow_resnet20(), "untrained"), options)
+
+
+def test_peers_without_a_runtime_for_the_device_are_left_out():
+    assert unavailable("openvino", "cpu") is None and unavailable("onnxruntime", "cpu") is None
+    assert unavailable("openvino", "cuda") == "openvino has no plugin for cuda devices"
+    import onnxruntime  # noqa: PLC0415
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        assert "no CUDA execution provider" in unavailable("onnxruntime", "cuda")
+
+
+def test_a_system_that_computes_something_else_is_refused():
+    reference = [np.linspace(-3, 3, 20, dtype=np.float32).reshape(2, 10)]
+    assert check_logits("ort-dense", [reference[0] + 1e-6], reference) == pytest.approx(1e-6, rel=0.05)
+    with pytest.raises(LcnetError, match="ort-dense computes something else than eager PyTorch: its logits differ by 0.01"):
+        check_logits("ort-dense", [reference[0] + 0.01], reference)

@@ -113,12 +113,15 @@ def test_bench_on_the_shipped_checkpoint_with_the_shipped_records(tmp_path):
     assert completed.returncode == 0, completed.stderr
     report = json.loads(report_file.read_text())
     schema = {"model", "target", "batch", "threads", "tuning_trials", "systems", "dense_gflops",
-              "speedup_vs_best_eager", "realization_ratio"}
+              "speedup_vs_best_eager", "realization_ratio", "speedup_vs_best_peer", "peer_realization_ratio",
+              "tvm_dense_vs_best_dense_peer"}
     assert schema <= set(report) and report["batch"] == 1 and report["target"] == "x86-avx2"
     assert list(report["systems"]) == ["eager-dense", "eager-mask", "eager-skip", "torch-compile",
-                                       "tvm-dense", "tvm-mask", "tvm-gated"]
+                                       "tvm-dense", "tvm-mask", "tvm-gated",
+                                       "ort-dense", "ort-mask", "openvino-dense", "openvino-mask"]
     for name in ("tvm-dense", "tvm-mask", "tvm-gated"):  # the shipped records cover every TVM system
         tuning = report["systems"][name]["tuning"]
         assert tuning["tuned"] == tuning["kernels"] and report["tuning_trials"][name] >= tuning["kernels"]
     assert "realization ratio" in completed.stdout and "tvm-gated profile" in completed.stdout
+    assert all(report[key] is not None for key in schema if key.endswith(("_ratio", "_peer")))
     assert plot_file.read_bytes()[:4] == b"\x89PNG"

@@ -2,14 +2,14 @@
 
 import pytest
 
-from lcnet_tvm.timing import SETTLE_CALLS, TIMED_CALLS, measure_interleaved, timed_rounds
+from lcnet_tvm.timing import SETTLE_CALLS, TIMED_CALLS, in_process, measure_interleaved, timed_rounds
 
 
 @pytest.mark.parametrize("iterations", [1, TIMED_CALLS, TIMED_CALLS + 1, 3 * TIMED_CALLS - 1])
 def test_systems_take_turns_and_each_gets_exactly_the_timed_calls_asked(iterations):
     calls = []
     rounds = []
-    systems = {name: (lambda name=name: calls.append(name)) for name in ("a", "b")}
+    systems = {name: in_process(lambda name=name: calls.append(name)) for name in ("a", "b")}
     latency = measure_interleaved(systems, iterations, warmup=2, after_round=lambda: rounds.append(len(calls)))
 
     assert len(rounds) == 2 + timed_rounds(iterations)
@@ -20,3 +20,4 @@ def test_systems_take_turns_and_each_gets_exactly_the_timed_calls_asked(iteratio
     assert timed[: 2 * first_turn] == ["a"] * first_turn + ["b"] * first_turn
     for row in latency.values():
         assert row["iterations"] == iterations and 0 <= row["median_ms"] <= row["p90_ms"] <= row["p99_ms"]
+        assert row["rounds"] == timed_rounds(iterations) and row["round_median_q25_ms"] <= row["round_median_q75_ms"]
