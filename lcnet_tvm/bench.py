@@ -109,7 +109,8 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
             f"`lcnet-tvm tune --model {loaded.name} --gates G --db DIR` for each TVM system's gate form "
             "and pass --db DIR (untuned TVM code is no baseline anyone would use)"
         )
-    left_out = _left_out_peers(options.systems, get_target(target_name).device_type)
+    device_type = get_target(target_name).device_type
+    left_out = _left_out_peers(options.systems, device_type)
     if len(left_out) == len(options.systems):
         raise LcnetError(f"nothing left to measure: {'; '.join(f'{name}: {why}' for name, why in left_out.items())}")
     shape = loaded.config.input_shape
@@ -120,7 +121,7 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
     batches = [data[i * options.batch : (i + 1) * options.batch].contiguous() for i in range(BENCH_BATCHES)]
     calibration = calibration_inputs(data)
     counter = FlopsCounter.from_model(loaded.model, shape)
-    with _Bench(loaded, options, target_name, database_dir, batches, counter, left_out) as bench:
+    with _Bench(loaded, options, target_name, device_type, database_dir, batches, counter, left_out) as bench:
         points = [bench.measure_point(fraction, calibration) for fraction in options.flops_fractions]
         runtimes = bench.runtimes
     first = points[0]
@@ -197,11 +198,11 @@ def _runtime_of(system: str) -> str:
 class _Bench(contextlib.AbstractContextManager):
     """What stays the same across operating points: the dense systems and exports, the batches, the progress bar."""
 
-    def __init__(self, loaded, options, target_name, database_dir, batches, counter, left_out):
+    def __init__(self, loaded, options, target_name, device_type, database_dir, batches, counter, left_out):
         self.loaded = loaded
         self.options = options
         self.target_name = target_name
-        self.device_type = get_target(target_name).device_type
+        self.device_type = device_type
         self.database_dir = database_dir
         self.batches = [batch.numpy() for batch in batches]
         self.counter = counter
@@ -463,14 +464,14 @@ def _format_point(point: dict, dense_gflops: float, runtimes: dict[str, dict]) -
             lines.append(f"  {what} ({best}): {verdict}")
     if point["realization_ratio"] is not None:
         lines.append(f"  realization ratio (saved time / saved FLOPs, tvm-gated vs tvm-dense): {point['realization_ratio']:.2f}")
+    best_dense_peer = _fastest(point["systems"], DENSE_PEERS)
     if point["peer_realization_ratio"] is not None:
-        best, _ = _fastest(point["systems"], DENSE_PEERS)
         lines.append(
-            f"  peer realization ratio (tvm-gated vs the fastest dense peer, {best}): {point['peer_realization_ratio']:.2f}"
+            f"  peer realization ratio (tvm-gated vs the fastest dense peer, {best_dense_peer[0]}): "
+            f"{point['peer_realization_ratio']:.2f}"
         )
     if point["tvm_dense_vs_best_dense_peer"] is not None:
-        best, _ = _fastest(point["systems"], DENSE_PEERS)
-        lines.append(f"  tvm-dense runs at {point['tvm_dense_vs_best_dense_peer']:.2f}x the speed of {best}")
+        lines.append(f"  tvm-dense runs at {point['tvm_dense_vs_best_dense_peer']:.2f}x the speed of {best_dense_peer[0]}")
     if "profile" in point:
         lines.extend(_format_profile(point["profile"]))
     return lines
