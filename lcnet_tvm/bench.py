@@ -59,7 +59,7 @@ from .shipped_tuning import target_and_records
 from .systems import DENSE_PEERS, DENSE_SYSTEMS, EAGER_SYSTEMS, NON_TVM_SYSTEMS, PEER_FORMS, SYSTEMS, TVM_FORMS
 from .targets import get_target
 from .timing import measure_interleaved, timed_rounds
-from .verify import LOGIT_TOLERANCE, scaled_error
+from .verify import EagerReference, eager_reference, scaled_error
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class _Bench(contextlib.AbstractContextManager):
         self.left_out = left_out
         self.threads = torch.get_num_threads()
         self.dense_model = without_gates(loaded.model).eval()
-        self.dense_references = self._logits(self.dense_model)
+        self.dense_reference = eager_reference(self.dense_model, self.batches)
         self.compiled_dense: CompiledModel | None = None
         self.dense_onnx: Path | None = None
         self.runtimes: dict[str, dict] = {}
@@ -230,10 +230,6 @@ class _Bench(contextlib.AbstractContextManager):
 
     def step(self, what: str) -> None:
         self.bar.set_postfix_str(what)
-
-    @torch.inference_mode()
-    def _logits(self, module: torch.nn.Module) -> list[np.ndarray]:
-        return [module(torch.from_numpy(batch)).numpy() for batch in self.batches]
 
     def compile(self, model: torch.nn.Module, system: str) -> CompiledModel:
         self.step(f"compiling {system}")
@@ -294,7 +290,7 @@ class _Bench(contextlib.AbstractContextManager):
                 path = self.onnx(model, form, directory)
                 runners[name] = PeerRunner(runtime, str(path), self.threads, self.device_type)
                 flops[name] = dense if form == "dense" else masked
-        references = {"dense": self.dense_references, "mask": self._logits(model)}
+        references = {"dense": self.dense_reference, "mask": eager_reference(model, self.batches)}
         with contextlib.ExitStack() as workers:
             self.step("starting a worker process per system")
             isolated = {name: self._isolated(workers, name, runner) for name, runner in runners.items()}
@@ -311,6 +307,7 @@ class _Bench(contextlib.AbstractContextManager):
                 self.step(f"checking {name}'s logits against eager")
                 form = "dense" if name in DENSE_SYSTEMS else "mask"
                 extra[name]["logits_max_scaled_error"] = check_logits(name, system.outputs(), references[form])
+                extra[name]["logits_tolerance"] = references[form].tolerance
                 self.runtimes.setdefault(_runtime_of(name), system.ready())
             self.step("measuring")
             turns = {name: (lambda settle, timed, system=system: system.turn(self.cursor, settle, timed))
@@ -361,13 +358,14 @@ class _Bench(contextlib.AbstractContextManager):
         return {"graphs": explained.graph_count, "graph_breaks": explained.graph_break_count, "break_reasons": reasons}
 
 
-def check_logits(name: str, outputs: list[np.ndarray], references: list[np.ndarray]) -> float:
+def check_logits(name: str, outputs: list[np.ndarray], reference: EagerReference) -> float:
     """The largest scaled logit error of ``outputs`` against eager; a system that computes something else is an error."""
-    error = max(scaled_error(output, reference) for output, reference in zip(outputs, references))
-    if not error <= LOGIT_TOLERANCE:
+    error = max(scaled_error(output, logits) for output, logits in zip(outputs, reference.logits))
+    if not error <= reference.tolerance:
         raise LcnetError(
             f"{name} computes something else than eager PyTorch: its logits differ by {error:.3g} "
-            f"(scaled, max over {len(outputs)} batches; at most {LOGIT_TOLERANCE} expected), so it is not timed"
+            f"(scaled, max over {len(outputs)} batches; at most {reference.tolerance:.3g} expected, "
+            f"eager's own float32 rounding being {reference.rounding:.3g}), so it is not timed"
         )
     return error
 

@@ -13,6 +13,7 @@ from tvm.relax.frontend import detach_params
 from tvm.relax.frontend.torch import from_exported_program
 
 from .gates import GateInfo, WithGateScores, gate_infos
+from .passes.find_gates import GATE_KINDS_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ def import_model(model: nn.Module, input_shape: tuple[int, int, int, int]) -> Im
     finally:
         model.train(was_training)
     mod, params = detach_params(mod)
+    gates = gate_infos(model)
+    mod["main"] = mod["main"].with_attr(GATE_KINDS_ATTR, [gate.kind for gate in gates])
     names = [param.name for param in mod["main"].params[1:]]
     weights = dict(zip(names, params.get("main", [])))
-    logger.info("imported %d weights and %d gates", len(weights), len(gate_infos(model)))
-    return ImportedModel(mod, weights, gate_infos(model), tuple(input_shape))
+    logger.info("imported %d weights and %d gates", len(weights), len(gates))
+    return ImportedModel(mod, weights, gates, tuple(input_shape))

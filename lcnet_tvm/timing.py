@@ -11,10 +11,13 @@ import numpy as np
 #: A system's turn in a timed round: untimed calls first, then timed ones. Calling systems in turn
 #: one call each is unfair on a small machine: PyTorch's OpenMP threads and TVM's pool both keep
 #: working or spinning after a call, and the next system's first calls pay for it (the gated
-#: ResNet-20 measured 0.85 ms alone, 2.5 to 8.6 ms called right after PyTorch on 2 cores). After
-#: two settling calls both systems read within 30-40% of their alone figures, alike.
-SETTLE_CALLS = 2
-TIMED_CALLS = 4
+#: ResNet-20 measured 0.85 ms alone, 2.5 to 8.6 ms called right after PyTorch on 2 cores). A pool
+#: that went to sleep between turns also needs several calls to get up to speed: ONNX Runtime's
+#: dense ResNet-20 read 0.37 or 0.6 ms per turn, at random, after 2 settling calls, and a steady
+#: 0.35-0.41 ms after 8. Short turns (2 timed calls) make more rounds, so machine drift is spread
+#: over more of them.
+SETTLE_CALLS = 8
+TIMED_CALLS = 2
 
 
 #: A system's turn: ``(untimed calls, timed calls) -> the timed calls' latencies in ms``.

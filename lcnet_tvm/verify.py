@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -14,6 +15,11 @@ from .runtime import CompiledModel, RunResult
 
 #: How far a system's logits may be from eager PyTorch's, scaled (see :func:`scaled_error`).
 LOGIT_TOLERANCE = 1e-4
+
+#: Where float32 rounding alone moves eager's logits more than :data:`LOGIT_TOLERANCE` (deep untrained
+#: ResNets, whose activations grow block by block), a system may be this many times as far from eager as
+#: eager is from float64: another exact summation order rounds about as much again, on each side.
+ROUNDING_ALLOWANCE = 4
 
 
 def scaled_error(logits: np.ndarray, reference: np.ndarray) -> float:
@@ -45,6 +51,34 @@ def eager_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> t
     parts = [[t.numpy() for t in wrapped(x[start : start + batch_size])] for start in range(0, len(x), batch_size)]
     logits, *scores = (np.concatenate(chunk) for chunk in zip(*parts))
     return logits, scores
+
+
+@dataclass(frozen=True)
+class EagerReference:
+    """Eager float32 logits per batch, and how far float32 rounding alone moves them."""
+
+    logits: list[np.ndarray]
+    #: max :func:`scaled_error` of these logits against a float64 run of the same model, over the batches
+    #: where both runs take the same gate decisions (elsewhere float64 computes another function).
+    rounding: float
+
+    @property
+    def tolerance(self) -> float:
+        return max(LOGIT_TOLERANCE, ROUNDING_ALLOWANCE * self.rounding)
+
+
+@torch.inference_mode()
+def eager_reference(model: nn.Module, batches: list[np.ndarray]) -> EagerReference:
+    """``model``'s eager logits on each batch, with their float32 rounding measured against float64."""
+    single, double = WithGateScores(model).eval(), WithGateScores(copy.deepcopy(model).double()).eval()
+    logits, rounding = [], 0.0
+    for batch in batches:
+        reference, *scores = (t.numpy() for t in single(torch.from_numpy(batch)))
+        exact, *exact_scores = (t.numpy() for t in double(torch.from_numpy(batch).double()))
+        logits.append(reference)
+        if all(np.array_equal(a > 0, b > 0) for a, b in zip(scores, exact_scores)):
+            rounding = max(rounding, scaled_error(reference, exact))
+    return EagerReference(logits, rounding)
 
 
 def agreement(result: RunResult, logits: np.ndarray, scores: list[np.ndarray]) -> Agreement:

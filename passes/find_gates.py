@@ -21,6 +21,10 @@ _PER_CHANNEL_OPS = {
     "relax.nn.relu", "relax.nn.batch_norm", "relax.add", "relax.multiply", "relax.subtract", "relax.divide"
 }
 _SINK = "<outputs>"
+#: ``main``'s attribute giving each gate's kind ("layer" or "channel") in score-output order, set by
+#: the importer, which knows the gate modules: a width-1 channel gate's score is shaped (N, 1) like a
+#: layer gate's, so the IR alone cannot tell them apart.
+GATE_KINDS_ATTR = "lcnet_gate_kinds"
 
 
 @dataclass
@@ -193,9 +197,10 @@ def find_gate_regions(func: relax.Function, kinds: tuple[str, ...] = ("layer", "
     """The gates of ``kinds`` of an imported LC-Net ``main`` (gate scores are the outputs after the logits)."""
     graph = DataflowGraph(func)
     regions = []
-    for index, score in enumerate(graph.outputs[1:]):
+    scores = graph.outputs[1:]
+    for index, (score, kind) in enumerate(zip(scores, _gate_kinds(func, scores))):
         width = _shape(score)[-1] if _shape(score) else 0
-        region = GateRegion(index, "layer" if width == 1 else "channel", score)
+        region = GateRegion(index, kind, score)
         if region.kind not in kinds:
             continue
         multiplies = _gated_multiplies(graph, score)
@@ -227,6 +232,17 @@ def find_gate_regions(func: relax.Function, kinds: tuple[str, ...] = ("layer", "
             logger.warning("gate %d (%s) left in mask form: %s", index, region.kind, region.problem)
         regions.append(region)
     return regions
+
+
+def _gate_kinds(func: relax.Function, scores: list[relax.Var]) -> list[str]:
+    """Each gate's kind: as the importer recorded it; in a module written by hand without the
+    attribute, read from the score's width (1: a layer gate)."""
+    if func.attrs is None or GATE_KINDS_ATTR not in func.attrs:
+        return ["layer" if _shape(score)[-1:] == (1,) else "channel" for score in scores]
+    kinds = [str(kind) for kind in func.attrs[GATE_KINDS_ATTR]]
+    if len(kinds) != len(scores):
+        raise ValueError(f"main's {GATE_KINDS_ATTR} names {len(kinds)} gates but main returns {len(scores)} gate scores")
+    return kinds
 
 
 def lowerable_regions(mod: tvm.IRModule, kind: str, pass_name: str) -> tuple[relax.Function, list[GateRegion]]:

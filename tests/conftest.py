@@ -5,11 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import HealthCheck, settings
 from torch import nn
 
 from lcnet_tvm.data import load_digits
 from lcnet_tvm.gates import WithGateScores, find_gates
 from lcnet_tvm.train import recalibrate_batch_norm
+
+# Registered here, before hypothesis's plugin reads ``--hypothesis-profile``: a profile registered in a
+# test module is unknown when the option is read. "ci" is the default; the option overrides it.
+settings.register_profile(
+    "ci", max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), print_blob=True
+)
+settings.register_profile("long", max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), print_blob=True)
+settings.load_profile("ci")
 
 
 def randomize(model: nn.Module, calibration: torch.Tensor, seed: int = 0, gate_bias: float = 0.0) -> nn.Module:

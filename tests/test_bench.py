@@ -12,14 +12,17 @@ import pytest
 import torch
 
 from lcnet_tvm.bench import BenchOptions, check_logits, format_bench, plot_bench, run_bench
-from lcnet_tvm.calibrate import calibrate_gates, decided_fraction
+from lcnet_tvm.calibrate import calibrate_gates, calibration_inputs, decided_fraction
 from lcnet_tvm.checkpoint import LoadedModel
 from lcnet_tvm.errors import LcnetError
 from lcnet_tvm.flops import FlopsCounter
 from lcnet_tvm.models import LCResNet, zoo_config
 from lcnet_tvm.peers import unavailable
 from lcnet_tvm.systems import DENSE_PEERS, EAGER_SYSTEMS, NON_TVM_SYSTEMS, SYSTEMS, TVM_FORMS
-from lcnet_tvm.verify import LOGIT_TOLERANCE
+from lcnet_tvm.checkpoint import resolve_model
+from lcnet_tvm.demo import dataset_for
+from lcnet_tvm.eager_skip import SkippingResNet
+from lcnet_tvm.verify import LOGIT_TOLERANCE, ROUNDING_ALLOWANCE, EagerReference, eager_reference, scaled_error
 
 from .conftest import randomize
 from .tiny import BUCKETS, SHAPE
@@ -75,7 +78,7 @@ def test_bench_measures_every_system_at_every_operating_point(tuned, tmp_path):
             assert 0 < row["median_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["iterations"] == 3
             assert row["rounds"] == 1 and row["round_median_q25_ms"] <= row["round_median_q75_ms"]
             # every system, peers included, computed eager's logits before it was timed
-            assert 0 <= row["logits_max_scaled_error"] <= LOGIT_TOLERANCE
+            assert 0 <= row["logits_max_scaled_error"] <= row["logits_tolerance"]
         for name in ("eager-dense", "tvm-dense"):
             assert systems[name]["executed_gflops"] == dense
         masked = (counter.dense_flops + counter.gate_network_flops) / 1e9
@@ -173,7 +176,30 @@ def test_peers_without_a_runtime_for_the_device_are_left_out():
 
 
 def test_a_system_that_computes_something_else_is_refused():
-    reference = [np.linspace(-3, 3, 20, dtype=np.float32).reshape(2, 10)]
-    assert check_logits("ort-dense", [reference[0] + 1e-6], reference) == pytest.approx(1e-6, rel=0.05)
+    logits = np.linspace(-3, 3, 20, dtype=np.float32).reshape(2, 10)
+    reference = EagerReference([logits], rounding=1e-7)
+    assert reference.tolerance == LOGIT_TOLERANCE
+    assert check_logits("ort-dense", [logits + 1e-6], reference) == pytest.approx(1e-6, rel=0.05)
     with pytest.raises(LcnetError, match="ort-dense computes something else than eager PyTorch: its logits differ by 0.01"):
-        check_logits("ort-dense", [reference[0] + 0.01], reference)
+        check_logits("ort-dense", [logits + 0.01], reference)
+
+
+def test_the_logit_tolerance_follows_eager_float32_rounding():
+    batches = [torch.randn(1, *SHAPE, generator=torch.Generator().manual_seed(seed)).numpy() for seed in range(8)]
+    sane = eager_reference(narrow_resnet20(), batches)
+    assert 0 < sane.rounding < LOGIT_TOLERANCE / ROUNDING_ALLOWANCE and sane.tolerance == LOGIT_TOLERANCE
+    # The bench's untrained ResNet-56 at half its FLOPs: eager alone rounds by more than LOGIT_TOLERANCE
+    # on the held-out images, and eager-skip (another exact order of the same sums) is within the allowance.
+    loaded = resolve_model("lcnet_resnet56_cifar")
+    deep, data = loaded.model, dataset_for(loaded).x_test
+    calibrate_gates(deep, calibration_inputs(data), 0.5, FlopsCounter.from_model(deep, loaded.config.input_shape))
+    batches = [data[i : i + 1].numpy() for i in range(16)]
+    reference = eager_reference(deep, batches)
+    assert reference.rounding > LOGIT_TOLERANCE and reference.tolerance == ROUNDING_ALLOWANCE * reference.rounding
+    skipping = SkippingResNet(deep, record=False)
+    with torch.inference_mode():
+        outputs = [skipping(torch.from_numpy(batch)).numpy() for batch in batches]
+    assert check_logits("eager-skip", outputs, reference) > 0
+    with pytest.raises(LcnetError, match="eager's own float32 rounding being"):
+        check_logits("eager-skip", [output + 10 * reference.tolerance * np.abs(output).max() for output in outputs],
+                     reference)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
@@ -24,12 +24,6 @@ from lcnet_tvm.models import GatedBasicBlock
 from .architectures import GatedBottleneck
 from .conftest import randomize
 from .equivalence import check_against_eager
-
-settings.register_profile(
-    "ci", max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), print_blob=True
-)
-settings.register_profile("long", max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), print_blob=True)
-settings.load_profile("ci")
 
 WIDTHS = st.sampled_from([1, 2, 3, 5, 6, 8, 11, 16])
 

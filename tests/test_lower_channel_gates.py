@@ -2,13 +2,22 @@
 
 import numpy as np
 import pytest
+import torch
 import tvm
+from torch import nn
 from tvm.script import ir as I
 from tvm.script import relax as R
 
-from lcnet_tvm.passes.executed_work import ExposeExecutedWork
+from lcnet_tvm.compiler import compile_model
 from lcnet_tvm.gate_forms import channel_buckets
+from lcnet_tvm.importer import import_model
+from lcnet_tvm.models import GatedBasicBlock
+from lcnet_tvm.passes.executed_work import ExposeExecutedWork
+from lcnet_tvm.passes.find_gates import find_gate_regions
 from lcnet_tvm.passes.lower_channel_gates import LowerChannelGates
+
+from .conftest import randomize
+from .equivalence import check_against_eager
 
 
 @I.ir_module
@@ -175,3 +184,30 @@ def test_every_bucket_equals_the_mask_form(gate_bias):
         assert 1 in counts, counts  # the gathered bucket ran
     else:
         assert counts == {-5.0: {0}, 5.0: {2}}[gate_bias]
+
+
+class WidthOneBlockNet(nn.Module):
+    """One basic block of width 1 with both gates: the channel gate's score is (N, 1), like the layer gate's."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+        self.block = GatedBasicBlock(4, 1, 1, layer_gate=True, channel_gate=True)
+        self.head = nn.Linear(1, 3)
+
+    def forward(self, x):
+        return self.head(self.block(self.stem(x)).mean(dim=(2, 3)))
+
+
+def test_a_width_one_channel_gate_skips_its_channel():
+    shape = (3, 4, 4)
+    torch.manual_seed(3)  # a seed where both gates' decisions vary with the input
+    model = randomize(WidthOneBlockNet(), torch.randn(64, *shape, generator=torch.Generator().manual_seed(0)), seed=3)
+    imported = import_model(model, (1, *shape))
+    assert [region.kind for region in find_gate_regions(imported.mod["main"])] == ["layer", "channel"]
+    compiled = compile_model(model, "width-one", shape, batch_size=1, channel_buckets=1)
+    assert [gate["lowered"] for gate in compiled.metadata["gates"]] == [True, True]
+    x = torch.randn(48, *shape, generator=torch.Generator().manual_seed(1))
+    result = check_against_eager(compiled, model, x, varying=False)
+    # Some samples skip the channel, and check_against_eager held their work flags to "not computed".
+    assert 0 < result.decisions[0].sum() < len(x) and 0 < result.decisions[1].sum() < len(x)
