@@ -37,6 +37,15 @@ def test_batch_norm_after_a_conv_folds_into_its_weight_and_a_bias():
     tvm.ir.assert_structural_equal(FoldBatchNorm()(conv_bn_module()), builder.get())
 
 
+def test_a_module_without_batch_norm_is_unchanged():
+    x = relax.Var("x", relax.TensorType((1, 3, 8, 8), "float32"))
+    builder = relax.BlockBuilder()
+    with builder.function("main", [x]):
+        builder.emit_func_output(builder.emit(relax.op.nn.relu(builder.emit(relax.op.nn.conv2d(x, relax.const(WEIGHT))))))
+    plain = builder.get()
+    tvm.ir.assert_structural_equal(FoldBatchNorm()(plain), plain)
+
+
 def test_folding_keeps_the_numbers():
     before, after = conv_bn_module(), FoldBatchNorm()(conv_bn_module())
     x = tvm.runtime.tensor(RNG.normal(size=(1, 3, 8, 8)).astype("float32"))

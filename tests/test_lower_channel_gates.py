@@ -18,6 +18,7 @@ from lcnet_tvm.passes.lower_channel_gates import LowerChannelGates
 
 from .conftest import randomize
 from .equivalence import check_against_eager
+from .test_find_gates import LayerGatedBlock
 
 
 @I.ir_module
@@ -140,6 +141,11 @@ class Expected:
 def test_the_gated_pair_becomes_a_dispatch_over_channel_buckets():
     after = LowerChannelGates(buckets=2)(ExposeExecutedWork()(ChannelGatedPair))
     tvm.ir.assert_structural_equal(after, Expected)
+
+
+def test_a_module_without_channel_gates_is_unchanged():
+    exposed = ExposeExecutedWork()(LayerGatedBlock)
+    tvm.ir.assert_structural_equal(LowerChannelGates(buckets=2)(exposed), exposed)
 
 
 def test_buckets_are_static_channel_counts_up_to_the_width():
