@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from dataclasses import dataclass
 
 import torch
 import tvm
@@ -15,7 +15,7 @@ from lcnet_tvm.gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM, GAT
 from lcnet_tvm.gate_forms import channel_buckets as gate_buckets
 from lcnet_tvm.passes.executed_work import lowered_gates
 from lcnet_tvm.passes.find_gates import find_gate_regions
-from lcnet_tvm.passes.pipeline import finalize_pipeline, graph_pipeline, kernel_pipeline, schedule_pipeline
+from lcnet_tvm.passes.pipeline import PhaseOutputs, compile_pipeline
 from lcnet_tvm.schedules.builder import InProcessBuilder
 from lcnet_tvm.schedules.database import SCHEDULED_ATTR, TuningDatabase, kernel_module, workload_key
 from lcnet_tvm.schedules.tune import TuneReport, kernel_tasks, spread_budget, tune_kernels
@@ -61,11 +61,13 @@ def model_for_form(model: nn.Module, gate_form: str) -> nn.Module:
 
 def lower_to_kernels(
     imported: ImportedModel, spec: TargetSpec, target: tvm.target.Target, gate_form: str, channel_buckets: int
-) -> tuple[tvm.IRModule, tvm.IRModule]:
-    """(gated Relax graph, the same with every op legalized and fused into unscheduled kernels)."""
+) -> tvm.IRModule:
+    """The compilation pipeline up to its kernels phase: every op legalized and fused into unscheduled kernels."""
+    pipeline = compile_pipeline(
+        imported.params, target, spec.backend(), spec.default_schedules(), gate_form, channel_buckets, stop_after="kernels"
+    )
     with target, quiet_native_noise():
-        graph = graph_pipeline(imported.params, gate_form, channel_buckets)(imported.mod)
-        return graph, kernel_pipeline(target, spec.backend())(graph)
+        return pipeline(imported.mod)
 
 
 def tune_model(
@@ -99,7 +101,7 @@ def tune_model(
     builder = InProcessBuilder(link=spec.library_compiler())
     database = TuningDatabase(database_dir, target_config, create=True)
     imported = import_model(model_for_form(model, gate_form), (batch_size, *input_shape))
-    _, kernels = lower_to_kernels(imported, spec, target, gate_form, channel_buckets)
+    kernels = lower_to_kernels(imported, spec, target, gate_form, channel_buckets)
     tasks = kernel_tasks(kernels, target)
     if guide_inputs is not None:
         calls = observed_calls(model, input_shape, target_name, batch_size, gate_form, channel_buckets, guide_inputs)
@@ -171,25 +173,28 @@ def compile_model(
     model = model_for_form(model, gate_form)
     imported = import_model(model, (batch_size, *input_shape))
     gates = [{**gate, "lowered": False} for gate in describe_gates(imported)]
-    graph, kernels = lower_to_kernels(imported, spec, target, gate_form, channel_buckets)
-    for index in lowered_gates(graph["main"]):
+    phases = PhaseOutputs()
+    pipeline = compile_pipeline(
+        imported.params, target, spec.backend(), spec.default_schedules(), gate_form, channel_buckets,
+        tuned=database is not None, outputs=phases,
+    )
+    records = database.database if database is not None else contextlib.nullcontext()
+    with target, records, quiet_native_noise():
+        executable = relax.build(pipeline(imported.mod), target, relax_pipeline=None)
+    for index in lowered_gates(phases.graph["main"]):
         gate = gates[index]
         gate["lowered"] = True
         if gate["kind"] == "channel":
             gate["buckets"] = gate_buckets(gate["channels"], channel_buckets)
-    kernel_records = _kernel_records(kernels, target, database)
-    with target, quiet_native_noise():
-        scheduled = schedule_pipeline(spec.default_schedules(), tuned=False)(kernel_records.scheduled)
-        built = finalize_pipeline(target, spec.backend())(scheduled)
-        executable = relax.build(built, target, relax_pipeline=None)
+    kernels = _kernel_records(phases, database)
     seconds = time.perf_counter() - started
-    untuned = [kernel["name"] for kernel in kernel_records.kernels if not kernel["tuned"]]
+    untuned = [kernel["name"] for kernel in kernels if not kernel["tuned"]]
     if database is not None and untuned:
         logger.warning(
             "%d of %d kernels have no tuning record in %s and run untuned: %s",
-            len(untuned), len(kernel_records.kernels), database_dir, ", ".join(untuned),
+            len(untuned), len(kernels), database_dir, ", ".join(untuned),
         )
-    logger.info("compiled %s for %s in %.1f s (%d kernels)", model_name, target_name, seconds, len(kernel_records.kernels))
+    logger.info("compiled %s for %s in %.1f s (%d kernels)", model_name, target_name, seconds, len(kernels))
     metadata = {
         "format": ARTIFACT_FORMAT,
         "model": model_name,
@@ -203,7 +208,7 @@ def compile_model(
         "channel_buckets": channel_buckets,
         "gates": gates,
         "tuning_database": str(database_dir) if database_dir else None,
-        "kernels": kernel_records.kernels,
+        "kernels": kernels,
         "flops": FlopsCounter.from_model(model, input_shape).to_json(),
         "compile_seconds": round(seconds, 2),
         **(extra_metadata or {}),
@@ -211,23 +216,14 @@ def compile_model(
     return CompiledModel(executable, metadata)
 
 
-@dataclass
-class _KernelRecords:
-    scheduled: tvm.IRModule
-    kernels: list[dict]
-
-
-def _kernel_records(kernels: tvm.IRModule, target: tvm.target.Target, database: TuningDatabase | None) -> _KernelRecords:
-    """Apply the database's best records; per kernel: tuned (a record was applied) and trials measured for it."""
+def _kernel_records(phases: PhaseOutputs, database: TuningDatabase | None) -> list[dict]:
+    """Per kernel: tuned (a record of ``database`` was applied) and the trials measured for it."""
+    kernels = phases.kernels
     names = sorted(gv.name_hint for gv, func in kernels.functions_items() if isinstance(func, tvm.tirx.PrimFunc))
-    if database is None:
-        return _KernelRecords(kernels, [{"name": name, "tuned": False, "trials": 0} for name in names])
-    with target, database.database, tvm.transform.PassContext(opt_level=3):
-        scheduled = schedule_pipeline([], tuned=True)(kernels)
-    trials = database.trials_by_workload()
+    trials = database.trials_by_workload() if database is not None else {}
     records = []
     for name in names:
-        tuned = bool(scheduled[name].attrs.get(SCHEDULED_ATTR, False))
+        tuned = bool(phases.tuned[name].attrs.get(SCHEDULED_ATTR, False))
         measured = trials.get(workload_key(kernel_module(kernels[name])), 0)
         records.append({"name": name, "tuned": tuned, "trials": measured if tuned else 0})
-    return _KernelRecords(scheduled, records)
+    return records

@@ -249,5 +249,6 @@ def lowerable_regions(mod: tvm.IRModule, kind: str, pass_name: str) -> tuple[rel
     """For a lowering pass: ``main`` without dataflow blocks (a ``relax.If`` cannot sit in one) and
     its gates of ``kind`` that the analysis understood (the others stay in mask form)."""
     require_work_flags(mod["main"], pass_name)
-    func = relax.transform.ToNonDataflow()(tvm.IRModule({"main": mod["main"]}))["main"]
+    # The whole module goes in (main may call functions an earlier lowering added); only main comes out.
+    func = relax.transform.ToNonDataflow()(mod)["main"]
     return func, [region for region in find_gate_regions(func, (kind,)) if not region.problem]

@@ -1,15 +1,20 @@
-"""The compilation pipeline: one flat list of passes per stage, composed top to bottom.
+"""The compilation pipeline: one flat ``Sequential``, read top to bottom, in four phases.
 
-1. :func:`graph_pipeline`: weights bound, batch norm folded, gates lowered (Relax).
-2. :func:`kernel_pipeline`: ops legalized to TensorIR and fused into kernels; the
-   module MetaSchedule extracts its tuning tasks from.
-3. :func:`schedule_pipeline`: tuned schedules from a database applied, then the
+1. graph: weights bound, batch norm folded, gates lowered (Relax).
+2. kernels: ops legalized to TensorIR and fused into kernels; the module
+   MetaSchedule extracts its tuning tasks from.
+3. schedules: tuned schedules from the database in scope applied, then the
    target's default schedules for the rest (DLight on GPUs; none on CPUs).
-4. :func:`finalize_pipeline`: Relax lowered to what the VM runs.
+4. finalize: Relax lowered to what the VM runs.
+
+:func:`compile_pipeline` returns it; a :class:`PhaseOutputs` given to it keeps
+the module as each phase left it, for the compile driver to report on (which
+gates were lowered, which kernels were tuned) and for tuning (the kernels).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import ModuleType
 
 import tvm
@@ -22,23 +27,67 @@ from .fold_batch_norm import FoldBatchNorm
 from .lower_channel_gates import LowerChannelGates
 from .lower_layer_gates import LowerLayerGates
 
+#: The phases, in order; ``compile_pipeline(stop_after=...)`` ends after one of them.
+PHASES = ("graph", "kernels", "schedules", "finalize")
 
-def graph_pipeline(
+
+@dataclass
+class PhaseOutputs:
+    """The module as each phase of :func:`compile_pipeline` left it (``None``: not reached)."""
+
+    graph: tvm.IRModule | None = None
+    kernels: tvm.IRModule | None = None
+    #: the kernels once the database's records were applied, before the default schedules:
+    #: those a record scheduled carry ``tirx.is_scheduled``.
+    tuned: tvm.IRModule | None = None
+    schedules: tvm.IRModule | None = None
+    finalize: tvm.IRModule | None = None
+
+
+@tvm.transform.module_pass(opt_level=0, name="lcnet_tvm.KeepPhaseOutput")
+class KeepPhaseOutput:
+    """Keeps the module at a phase boundary in a :class:`PhaseOutputs`; the module is not changed."""
+
+    def __init__(self, outputs: PhaseOutputs, phase: str):
+        self.outputs = outputs
+        self.phase = phase
+
+    def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        setattr(self.outputs, self.phase, mod)
+        return mod
+
+
+def compile_pipeline(
     params: dict[str, tvm.runtime.Tensor],
+    target: tvm.target.Target,
+    backend: ModuleType,
+    default_schedules: list[tvm.transform.Pass],
     gate_form: str = DEFAULT_GATE_FORM,
     channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
+    tuned: bool = False,
+    outputs: PhaseOutputs | None = None,
+    stop_after: str = "finalize",
 ) -> tvm.transform.Pass:
-    """From an imported LC-Net to the gated Relax graph.
+    """From an imported LC-Net to what the VM runs, for ``target``.
 
     Expects the module made by :func:`lcnet_tvm.importer.import_model` (one
     dataflow ``main(x, *weights)`` whose weights are named as in ``params``).
-    Produces ``main(x) -> (logits, *scores, *work_flags)`` in dataflow form,
-    with understood gates lowered when ``gate_form == "lowered"``.
+    ``backend`` is the target's Relax backend module (``tvm.relax.backend.<name>.pipeline``),
+    ``default_schedules`` its schedules for kernels without a record. With
+    ``tuned``, the records of the MetaSchedule database in scope are applied.
+    ``stop_after`` one of :data:`PHASES` ends the pipeline there.
     """
     if gate_form not in GATE_FORMS:
         raise ValueError(f"unknown gate form {gate_form!r}; use one of {', '.join(GATE_FORMS)}")
-    return tvm.transform.Sequential(
-        [
+    if stop_after not in PHASES:
+        raise ValueError(f"unknown phase {stop_after!r}; use one of {', '.join(PHASES)}")
+    lowering = gate_form == "lowered"
+
+    def keep(phase: str) -> tvm.transform.Pass:
+        return KeepPhaseOutput(outputs, phase) if outputs is not None else tvm.transform.Sequential([])
+
+    phases = {
+        "graph": [
             # Weights become constants, so that batch norm folds away.
             relax.transform.BindParams("main", params),
             FoldBatchNorm(),
@@ -49,21 +98,13 @@ def graph_pipeline(
             # need the scores as outputs of main), then layer gates move whole
             # branches, channel dispatch included, into functions.
             ExposeExecutedWork(),
-            *([LowerChannelGates(channel_buckets), LowerLayerGates()] if gate_form == "lowered" else []),
+            LowerChannelGates(channel_buckets) if lowering else tvm.transform.Sequential([]),
+            LowerLayerGates() if lowering else tvm.transform.Sequential([]),
             # An `if` splits the dataflow block; fusion only works inside dataflow blocks.
             relax.transform.ConvertToDataflow(),
         ],
-        name="lcnet_tvm.graph_pipeline",
-    )
-
-
-def kernel_pipeline(target: tvm.target.Target, backend: ModuleType) -> tvm.transform.Pass:
-    """Legalize to TensorIR and fuse: every PrimFunc of the result is one (unscheduled) kernel.
-
-    ``backend`` is the target's Relax backend module (``tvm.relax.backend.<name>.pipeline``).
-    """
-    return tvm.transform.Sequential(
-        [
+        "kernels": [
+            # Every PrimFunc after FuseTIR is one (unscheduled) kernel: a tuning task.
             *backend.library_dispatch_passes(target),
             relax.transform.LegalizeOps(),
             relax.transform.AnnotateTIROpPattern(),
@@ -71,25 +112,20 @@ def kernel_pipeline(target: tvm.target.Target, backend: ModuleType) -> tvm.trans
             relax.transform.FuseOps(),
             relax.transform.FuseTIR(),
         ],
-        name="lcnet_tvm.kernel_pipeline",
-    )
-
-
-def schedule_pipeline(default_schedules: list[tvm.transform.Pass], tuned: bool) -> tvm.transform.Pass:
-    """Apply the records of the database in scope (``tuned``), then the target's default schedules.
-
-    ``MetaScheduleApplyDatabase`` must see the very kernels that were tuned:
-    it runs on :func:`kernel_pipeline`'s output, never after another fusion.
-    """
-    return tvm.transform.Sequential(
-        [*([relax.transform.MetaScheduleApplyDatabase()] if tuned else []), *default_schedules],
-        name="lcnet_tvm.schedule_pipeline",
-    )
-
-
-def finalize_pipeline(target: tvm.target.Target, backend: ModuleType) -> tvm.transform.Pass:
-    """Relax dataflow to VM instructions (memory planning, builtins, shapes), the target backend's way."""
-    return tvm.transform.Sequential(
-        [*backend.dataflow_lower_passes(target), *backend.finalize_passes(target)],
-        name="lcnet_tvm.finalize_pipeline",
-    )
+        "schedules": [
+            # The database must see the very kernels that were tuned: right after
+            # FuseTIR, never after another fusion.
+            relax.transform.MetaScheduleApplyDatabase() if tuned else tvm.transform.Sequential([]),
+            keep("tuned"),
+            *default_schedules,
+        ],
+        "finalize": [
+            # Memory planning, builtins and shapes, the target backend's way.
+            *backend.dataflow_lower_passes(target),
+            *backend.finalize_passes(target),
+        ],
+    }
+    passes = []
+    for phase in PHASES[: PHASES.index(stop_after) + 1]:
+        passes += [*phases[phase], keep(phase)]
+    return tvm.transform.Sequential(passes, name="lcnet_tvm.compile_pipeline")

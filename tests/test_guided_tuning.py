@@ -23,7 +23,7 @@ def observed_task_calls(gate_bias: float) -> dict[str, float]:
             gate.fc.bias.fill_(gate_bias)
     spec = get_target("x86")
     target = spec.tvm_target(spec.config())
-    _, kernels = lower_to_kernels(import_model(model, (1, *SHAPE)), spec, target, "lowered", BUCKETS)
+    kernels = lower_to_kernels(import_model(model, (1, *SHAPE)), spec, target, "lowered", BUCKETS)
     calls = observed_calls(model, SHAPE, "x86", 1, "lowered", BUCKETS, INPUTS)
     by_workload = _calls_by_workload(kernels, calls)
     tasks = kernel_tasks(kernels, target)

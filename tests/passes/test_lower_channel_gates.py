@@ -16,8 +16,8 @@ from lcnet_tvm.passes.executed_work import ExposeExecutedWork
 from lcnet_tvm.passes.find_gates import find_gate_regions
 from lcnet_tvm.passes.lower_channel_gates import LowerChannelGates
 
-from .conftest import randomize
-from .equivalence import check_against_eager
+from ..conftest import randomize
+from ..equivalence import check_against_eager
 from .test_find_gates import LayerGatedBlock
 
 

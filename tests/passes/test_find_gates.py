@@ -11,7 +11,7 @@ from lcnet_tvm.importer import import_model
 from lcnet_tvm.models import build_model
 from lcnet_tvm.passes.find_gates import find_gate_regions
 
-from .architectures import BottleneckNet, VGGWithChannelGates
+from ..architectures import BottleneckNet, VGGWithChannelGates
 
 
 @I.ir_module

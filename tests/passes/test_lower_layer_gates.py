@@ -9,7 +9,7 @@ from lcnet_tvm.importer import import_model
 from lcnet_tvm.passes.executed_work import ExposeExecutedWork
 from lcnet_tvm.passes.lower_layer_gates import LowerLayerGates
 
-from .architectures import VGGWithChannelGates
+from ..architectures import VGGWithChannelGates
 from .test_find_gates import LayerGatedBlock
 
 
