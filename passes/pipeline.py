@@ -86,6 +86,12 @@ def compile_pipeline(
     def keep(phase: str) -> tvm.transform.Pass:
         return KeepPhaseOutput(outputs, phase) if outputs is not None else tvm.transform.Sequential([])
 
+    if tuned:
+        with target:  # the pass reads the target in scope when it is made, not when it runs
+            apply_database = relax.transform.MetaScheduleApplyDatabase()
+    else:
+        apply_database = tvm.transform.Sequential([])
+
     phases = {
         "graph": [
             # Weights become constants, so that batch norm folds away.
@@ -115,7 +121,7 @@ def compile_pipeline(
         "schedules": [
             # The database must see the very kernels that were tuned: right after
             # FuseTIR, never after another fusion.
-            relax.transform.MetaScheduleApplyDatabase() if tuned else tvm.transform.Sequential([]),
+            apply_database,
             keep("tuned"),
             *default_schedules,
         ],
