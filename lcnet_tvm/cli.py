@@ -7,14 +7,17 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import InputError, LcnetError
-from .files import write_json
-from .gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM, GATE_FORMS
-from .systems import SYSTEMS
-from .train_config import TrainConfig
+from lcnet_tvm.compiler.gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM
+from lcnet_tvm.errors import InputError, LcnetError
+from lcnet_tvm.evaluation.systems import SYSTEMS
+from lcnet_tvm.model.train_config import TrainConfig
+from lcnet_tvm.support.files import write_json
 
+#: What every command compiles for unless told otherwise (``lcnet_tvm.targets.DEFAULT_TARGET``, which
+#: imports TVM: the help must not wait for it).
+DEFAULT_TARGET_HELP = "x86, the host CPU"
 GATES_HELP = (
-    "lowered (default): skipped blocks are not computed, only kept channels are; "
+    "gated (default): skipped blocks are not computed, only kept channels are; "
     "mask: compute everything, multiply by the scores; "
     "dense: the backbone without its gates (the baseline)"
 )
@@ -27,18 +30,32 @@ RPC_TIMEOUT_HELP = "seconds one RPC session may take (default 60; an emulated de
 MODEL_HELP = "zoo name (lcnet_resnet20_cifar, ...) or checkpoint .pt (default: the shipped digits checkpoint)"
 
 
-def cmd_demo(args) -> None:
-    from .demo import format_report, run_demo  # noqa: PLC0415 (keep `--help` fast: TVM imports take seconds)
+def compile_options(args):
+    """The :class:`~lcnet_tvm.compiler.options.CompileOptions` the command line asks for (validated there)."""
+    from lcnet_tvm.compiler.options import CompileOptions  # noqa: PLC0415 (keep `--help` fast: TVM imports take seconds)
+    from lcnet_tvm.targets import DEFAULT_TARGET  # noqa: PLC0415
 
-    report = run_demo(args.model, args.cifar10, args.latency_iterations, args.gates, args.channel_buckets)
+    return CompileOptions(
+        getattr(args, "target", None) or DEFAULT_TARGET,
+        batch_size=getattr(args, "batch_size", 1),
+        gate_form=args.gates,
+        channel_buckets=args.channel_buckets,
+        database=getattr(args, "db", None),
+    )
+
+
+def cmd_demo(args) -> None:
+    from lcnet_tvm.evaluation.demo import format_report, run_demo  # noqa: PLC0415
+
+    report = run_demo(args.model, compile_options(args), args.cifar10, args.latency_iterations)
     print(format_report(report))
     if args.json:
         write_json(args.json, report)
 
 
 def cmd_bench(args) -> None:
-    from .bench import BenchOptions, format_bench, plot_bench, run_bench  # noqa: PLC0415
-    from .checkpoint import resolve_model  # noqa: PLC0415
+    from lcnet_tvm.evaluation.bench import BenchOptions, format_bench, plot_bench, run_bench  # noqa: PLC0415
+    from lcnet_tvm.model.checkpoint import resolve_model  # noqa: PLC0415
 
     options = BenchOptions(
         target_name=args.target,
@@ -58,72 +75,63 @@ def cmd_bench(args) -> None:
         plot_bench(report, args.plot)
 
 
-def format_gates(gates: list[dict], gate_form: str | None = None) -> str:
-    """The gate table; with ``gate_form`` (after compiling), also which understood gates were not lowered."""
+def format_gates(gates, gate_form: str | None = None) -> str:
+    """The gate table of :class:`~lcnet_tvm.runtime.artifact.GateRecord` s; with ``gate_form`` (after
+    compiling), also which understood gates were not lowered."""
     lines = [f"{'gate':<28} {'kind':<8} {'convs':>5} {'dense MFLOPs':>12}  controls (Relax variables)"]
     for gate in gates:
-        if not gate["understood"]:
-            controls = f"left in mask form: {gate['problem']}"
-        elif gate_form == "lowered" and not gate["lowered"]:
+        if not gate.understood:
+            controls = f"left in mask form: {gate.problem}"
+        elif gate_form == "gated" and not gate.lowered:
             controls = "left in mask form by the lowering pass (its warning says why)"
         else:
-            controls = ", ".join(gate["controls"])
+            controls = ", ".join(gate.controls)
         lines.append(
-            f"{gate['name']:<28} {gate['kind']:<8} {gate['controlled_convs']:>5} {gate['dense_flops'] / 1e6:>12.2f}  "
-            f"{controls}"
+            f"{gate.name:<28} {gate.kind:<8} {gate.controlled_convs:>5} {gate.dense_flops / 1e6:>12.2f}  {controls}"
         )
     return "\n".join(lines)
 
 
 def cmd_compile(args) -> None:
-    from .checkpoint import resolve_model  # noqa: PLC0415
-    from .compiler import compile_model, explain_model  # noqa: PLC0415
+    from lcnet_tvm.compiler.driver import compile_model, explain_model  # noqa: PLC0415
+    from lcnet_tvm.model.checkpoint import resolve_model  # noqa: PLC0415
 
+    options = compile_options(args)
     loaded = resolve_model(args.model, args.input_size)
     if args.output is None:
         if not args.explain:
             raise LcnetError("compile needs -o DIR (or --explain to only show the gate analysis)")
         print(format_gates(explain_model(loaded.model, loaded.config.input_shape)))
         return
-    compiled = compile_model(
-        loaded.model,
-        loaded.name,
-        loaded.config.input_shape,
-        args.target,
-        args.batch_size,
-        extra_metadata={"source": loaded.source},
-        gate_form=args.gates,
-        channel_buckets=args.channel_buckets,
-        database_dir=args.db,
-    )
+    compiled = compile_model(loaded.model, loaded.config.input_shape, options, name=loaded.name, source=loaded.source)
     directory = compiled.save(args.output)
     if args.explain:
-        print(format_gates(compiled.metadata["gates"], compiled.metadata["gate_form"]))
-    kernels = compiled.metadata["kernels"]
-    tuned = sum(kernel["tuned"] for kernel in kernels)
+        print(format_gates(compiled.metadata.gates, compiled.metadata.gate_form))
+    tuning = compiled.tuning
     print(
-        f"wrote {directory}: {loaded.name} for {args.target} {compiled.metadata['target']}, input "
-        f"{tuple(compiled.input_shape)}, {len(compiled.gates)} gates, {len(kernels)} kernels "
-        f"({tuned} tuned, {len(kernels) - tuned} untuned)"
+        f"wrote {directory}: {loaded.name} for {options.target.name} {options.target_config}, input "
+        f"{tuple(compiled.input_shape)}, {len(compiled.gates)} gates, {tuning.kernels} kernels "
+        f"({tuning.tuned} tuned, {tuning.kernels - tuning.tuned} untuned)"
     )
 
 
 def _remote(args):
-    from .targets.remote import RemoteDevice  # noqa: PLC0415
+    from lcnet_tvm.targets.remote import RemoteDevice  # noqa: PLC0415
 
     return RemoteDevice.parse(args.rpc, args.rpc_timeout) if args.rpc else None
 
 
 def cmd_tune(args) -> None:
-    from .checkpoint import resolve_model  # noqa: PLC0415
-    from .compiler import tune_model  # noqa: PLC0415
+    from lcnet_tvm.model.checkpoint import resolve_model  # noqa: PLC0415
+    from lcnet_tvm.schedules.tune import tune_model  # noqa: PLC0415
 
+    options = compile_options(args)
     loaded = resolve_model(args.model, args.input_size)
     guide_inputs = None
     if args.guided or args.flops_fraction is not None:
-        from .calibrate import calibrate_gates, calibration_inputs  # noqa: PLC0415
-        from .demo import dataset_for  # noqa: PLC0415
-        from .flops import FlopsCounter  # noqa: PLC0415
+        from lcnet_tvm.evaluation.calibrate import calibrate_gates, calibration_inputs  # noqa: PLC0415
+        from lcnet_tvm.model.checkpoint import dataset_for  # noqa: PLC0415
+        from lcnet_tvm.model.flops import FlopsCounter  # noqa: PLC0415
 
         guide_inputs = calibration_inputs(dataset_for(loaded).x_test)
     if args.flops_fraction is not None:
@@ -131,8 +139,7 @@ def cmd_tune(args) -> None:
         shift = calibrate_gates(loaded.model, guide_inputs, args.flops_fraction, counter)
         print(f"gates shifted by {shift:+.3f}: decisions call for about {args.flops_fraction} of dense FLOPs")
     report = tune_model(
-        loaded.model, loaded.config.input_shape, args.target, args.trials, args.db, args.batch_size, args.gates,
-        args.channel_buckets, remote=_remote(args), guide_inputs=guide_inputs,
+        loaded.model, loaded.config.input_shape, options, args.trials, remote=_remote(args), guide_inputs=guide_inputs
     )
     state = "stopped by Ctrl-C; every measured record is kept" if report.interrupted else "done"
     print(
@@ -156,7 +163,7 @@ def _load_input(path: str):
 
 
 def cmd_run(args) -> None:
-    from .runtime import CompiledModel  # noqa: PLC0415
+    from lcnet_tvm.runtime.compiled_model import CompiledModel  # noqa: PLC0415
 
     compiled = CompiledModel.load(args.artifact, _remote(args))
     result = compiled.run(_load_input(args.input))
@@ -194,10 +201,10 @@ def cmd_run(args) -> None:
 def cmd_train(args) -> None:
     import torch  # noqa: PLC0415
 
-    from .checkpoint import SHIPPED_CHECKPOINT, save_checkpoint  # noqa: PLC0415
-    from .data import load_cifar10, load_digits  # noqa: PLC0415
-    from .models import LCResNet, zoo_config  # noqa: PLC0415
-    from .train import train  # noqa: PLC0415
+    from lcnet_tvm.model.checkpoint import SHIPPED_CHECKPOINT, save_checkpoint  # noqa: PLC0415
+    from lcnet_tvm.model.data import load_cifar10, load_digits  # noqa: PLC0415
+    from lcnet_tvm.model.resnet import LCResNet, zoo_config  # noqa: PLC0415
+    from lcnet_tvm.model.train import train  # noqa: PLC0415
 
     train_config = TrainConfig(
         epochs=args.epochs,
@@ -236,17 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", help=MODEL_HELP)
     demo.add_argument("--cifar10", metavar="DIR", help="CIFAR-10 python-pickle directory (CIFAR-10 checkpoints)")
     demo.add_argument("--latency-iterations", type=int, default=30, metavar="N")
-    demo.add_argument("--gates", choices=GATE_FORMS, default=DEFAULT_GATE_FORM, help=GATES_HELP)
+    demo.add_argument("--gates", default=DEFAULT_GATE_FORM, help=GATES_HELP)
     demo.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
     demo.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     demo.set_defaults(handler=cmd_demo)
 
     compile_ = commands.add_parser("compile", help="compile a model into an artifact directory")
     compile_.add_argument("--model", help=MODEL_HELP)
-    compile_.add_argument("--target", default="x86", help="compilation target (default: x86, the host CPU)")
+    compile_.add_argument("--target", help=f"compilation target (default: {DEFAULT_TARGET_HELP})")
     compile_.add_argument("--batch-size", type=int, default=1, help="compiled batch size (default 1)")
     compile_.add_argument("--input-size", type=int, help="input resolution for a zoo model (default: its own)")
-    compile_.add_argument("--gates", choices=GATE_FORMS, default=DEFAULT_GATE_FORM, help=GATES_HELP)
+    compile_.add_argument("--gates", default=DEFAULT_GATE_FORM, help=GATES_HELP)
     compile_.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
     compile_.add_argument("--db", metavar="DIR", help="tuning database (from `lcnet-tvm tune`) to apply")
     compile_.add_argument("-o", "--output", metavar="DIR", help="artifact directory to write")
@@ -257,12 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="tune every kernel of the compiled model (MetaSchedule + XGBoost)")
     tune.add_argument("--model", help=MODEL_HELP)
-    tune.add_argument("--target", default="x86", help="target to tune for (default: x86, the host CPU)")
+    tune.add_argument("--target", help=f"target to tune for (default: {DEFAULT_TARGET_HELP})")
     tune.add_argument("--trials", type=int, required=True, help="measured candidates in all, spread by runtime share")
     tune.add_argument("--db", required=True, metavar="DIR", help="tuning database to write (resumed if it exists)")
     tune.add_argument("--batch-size", type=int, default=1, help="compiled batch size (default 1)")
     tune.add_argument("--input-size", type=int, help="input resolution for a zoo model (default: its own)")
-    tune.add_argument("--gates", choices=GATE_FORMS, default=DEFAULT_GATE_FORM, help=GATES_HELP)
+    tune.add_argument("--gates", default=DEFAULT_GATE_FORM, help=GATES_HELP)
     tune.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
     tune.add_argument("--rpc", metavar="KEY@HOST:PORT", help="measure on the devices behind this RPC tracker")
     tune.add_argument(

@@ -9,7 +9,7 @@ import tvm
 from tvm import relax
 
 from .executed_work import flat_bindings
-from .find_gates import op_name
+from .gate_regions import op_name
 
 
 @tvm.transform.module_pass(opt_level=0, name="FoldBatchNorm")

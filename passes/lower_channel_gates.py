@@ -8,10 +8,10 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from lcnet_tvm.gate_forms import DEFAULT_CHANNEL_BUCKETS, channel_buckets
+from lcnet_tvm.compiler.gate_forms import DEFAULT_CHANNEL_BUCKETS, channel_buckets
 
 from .executed_work import add_skip_function, flat_bindings, rebuild_main, returned_fields, work_flag_position
-from .find_gates import GateRegion, lowerable_regions, op_name
+from .gate_regions import GateRegion, lowerable_regions, op_name
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import tvm
 from tvm import relax
 
 from .executed_work import add_skip_function, flat_bindings, rebuild_main, returned_fields, work_flag_position
-from .find_gates import lowerable_regions
+from .gate_regions import lowerable_regions
 
 
 @tvm.transform.module_pass(opt_level=0, name="LowerLayerGates")
@@ -32,7 +32,7 @@ class LowerLayerGates:
     exactly. With a batch of N the branch runs when any sample keeps it, and
     samples that skip it are multiplied by their score 0 (mask semantics inside
     the batch). A gate the analysis does not understand is left in mask form
-    (:func:`~lcnet_tvm.passes.find_gates.find_gate_regions` warns which and why).
+    (:func:`~lcnet_tvm.passes.gate_regions.find_gate_regions` warns which and why).
     """
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:

@@ -15,17 +15,18 @@ gates were lowered, which kernels were tuned) and for tuning (the kernels).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import tvm
 from tvm import relax
-
-from lcnet_tvm.gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM, GATE_FORMS
 
 from .executed_work import ExposeExecutedWork
 from .fold_batch_norm import FoldBatchNorm
 from .lower_channel_gates import LowerChannelGates
 from .lower_layer_gates import LowerLayerGates
+
+if TYPE_CHECKING:
+    from lcnet_tvm.compiler.options import CompileOptions
 
 #: The phases, in order; ``compile_pipeline(stop_after=...)`` ends after one of them.
 PHASES = ("graph", "kernels", "schedules", "finalize")
@@ -59,34 +60,31 @@ class KeepPhaseOutput:
 
 def compile_pipeline(
     params: dict[str, tvm.runtime.Tensor],
-    target: tvm.target.Target,
-    backend: ModuleType,
-    default_schedules: list[tvm.transform.Pass],
-    gate_form: str = DEFAULT_GATE_FORM,
-    channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
-    tuned: bool = False,
+    options: CompileOptions,
     outputs: PhaseOutputs | None = None,
     stop_after: str = "finalize",
 ) -> tvm.transform.Pass:
-    """From an imported LC-Net to what the VM runs, for ``target``.
+    """From an imported LC-Net to what the VM runs, as ``options`` say.
 
-    Expects the module made by :func:`lcnet_tvm.importer.import_model` (one
+    Expects the module made by :func:`lcnet_tvm.compiler.importer.import_model` (one
     dataflow ``main(x, *weights)`` whose weights are named as in ``params``).
-    ``backend`` is the target's Relax backend module (``tvm.relax.backend.<name>.pipeline``),
-    ``default_schedules`` its schedules for kernels without a record. With
-    ``tuned``, the records of the MetaSchedule database in scope are applied.
-    ``stop_after`` one of :data:`PHASES` ends the pipeline there.
+    The target's Relax backend (``options.target.backend()``) gives the
+    dispatch, lowering and finalisation passes, ``options.target.default_schedules()``
+    the schedules of kernels without a record. With ``options.database``, the
+    records of the MetaSchedule database in scope are applied (run the pipeline
+    inside that database's and the target's scope). ``stop_after`` one of
+    :data:`PHASES` ends the pipeline there.
     """
-    if gate_form not in GATE_FORMS:
-        raise ValueError(f"unknown gate form {gate_form!r}; use one of {', '.join(GATE_FORMS)}")
     if stop_after not in PHASES:
         raise ValueError(f"unknown phase {stop_after!r}; use one of {', '.join(PHASES)}")
-    lowering = gate_form == "lowered"
+    target = options.tvm_target
+    backend = options.target.backend()
+    gated = options.gate_form == "gated"
 
     def keep(phase: str) -> tvm.transform.Pass:
         return KeepPhaseOutput(outputs, phase) if outputs is not None else tvm.transform.Sequential([])
 
-    if tuned:
+    if options.database is not None:
         with target:  # the pass reads the target in scope when it is made, not when it runs
             apply_database = relax.transform.MetaScheduleApplyDatabase()
     else:
@@ -104,8 +102,8 @@ def compile_pipeline(
             # need the scores as outputs of main), then layer gates move whole
             # branches, channel dispatch included, into functions.
             ExposeExecutedWork(),
-            LowerChannelGates(channel_buckets) if lowering else tvm.transform.Sequential([]),
-            LowerLayerGates() if lowering else tvm.transform.Sequential([]),
+            LowerChannelGates(options.channel_buckets) if gated else tvm.transform.Sequential([]),
+            LowerLayerGates() if gated else tvm.transform.Sequential([]),
             # An `if` splits the dataflow block; fusion only works inside dataflow blocks.
             relax.transform.ConvertToDataflow(),
         ],
@@ -123,7 +121,7 @@ def compile_pipeline(
             # FuseTIR, never after another fusion.
             apply_database,
             keep("tuned"),
-            *default_schedules,
+            *options.target.default_schedules(),
         ],
         "finalize": [
             # Memory planning, builtins and shapes, the target backend's way.

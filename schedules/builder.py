@@ -9,7 +9,7 @@ import tvm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
-from lcnet_tvm.native_stderr import quiet_native_noise
+from lcnet_tvm.support.native_stderr import quiet_native_noise
 
 
 def build_candidate(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.runtime.Module:

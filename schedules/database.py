@@ -14,7 +14,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm_ffi import structural_hash
 
 from lcnet_tvm.errors import DatabaseError
-from lcnet_tvm.files import write_atomically
+from lcnet_tvm.support.files import write_atomically
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,34 @@
-"""How candidates are fed when they are measured."""
+"""Where candidates are measured (this machine, or the devices behind an RPC tracker) and how they are fed."""
 
 from __future__ import annotations
 
 import numpy as np
 import tvm
+from lcnet_tvm.targets import TargetSpec
+from lcnet_tvm.targets.remote import RemoteDevice
+from tvm.s_tir import meta_schedule as ms
+
+from lcnet_tvm.errors import TargetError
+
+#: Seconds one candidate's measurement may take on this machine.
+LOCAL_TIMEOUT_S = 30.0
+
+
+def tuning_runner(spec: TargetSpec, config: dict, remote: RemoteDevice | None = None) -> ms.runner.Runner:
+    """Where MetaSchedule measures candidates for ``spec``: this machine, or the servers behind an RPC tracker."""
+    if remote is not None:
+        return ms.runner.RPCRunner(
+            rpc_config=ms.runner.RPCConfig(remote.host, remote.port, remote.key, int(remote.timeout)),
+            f_alloc_argument=alloc_in_bounds_arguments_remote,
+            max_workers=remote.free_servers(),
+        )
+    reason = spec.runnable_here(config)
+    if reason is not None:
+        raise TargetError(
+            f"tuning for {spec.name} measures candidates on the device, but {reason}; "
+            "measure on one through an RPC tracker (--rpc KEY@HOST:PORT)"
+        )
+    return ms.runner.LocalRunner(timeout_sec=LOCAL_TIMEOUT_S, f_alloc_argument=alloc_in_bounds_arguments)
 
 
 def _in_bounds_fill(random_fill):

@@ -1,4 +1,10 @@
-"""The tuning driver: MetaSchedule with its XGBoost cost model, one task per kernel of the gated model."""
+"""Tuning a model: its kernels as tasks, the budget spread over them, MetaSchedule (XGBoost cost model) per task.
+
+:func:`tune_model` is the whole job (``lcnet-tvm tune``): lower the model to
+its kernels once, weigh each by its expected share of the runtime (or, guided,
+by how often it ran on held-out inputs), spread the trials, tune each kernel
+with :func:`tune_kernels`, resuming from what the database already holds.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +17,23 @@ import threading
 import time
 from dataclasses import dataclass
 
+import torch
 import tvm
+from lcnet_tvm.targets.remote import RemoteDevice
+from torch import nn
 from tqdm import tqdm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.analysis import estimate_tir_flops
 
+from lcnet_tvm.compiler.driver import build, lower_to_kernels
+from lcnet_tvm.compiler.options import CompileOptions
 from lcnet_tvm.errors import LcnetError
+from lcnet_tvm.runtime.instrument import count_calls
 
-from .database import TuningDatabase, workload_key
+from .builder import InProcessBuilder
+from .database import TuningDatabase, kernel_module, workload_key
+from .measure import tuning_runner
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +72,72 @@ class KernelTask:
         return max(0, self.budget - self.done)
 
 
+def tune_model(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    options: CompileOptions,
+    trials: int,
+    remote: RemoteDevice | None = None,
+    guide_inputs: torch.Tensor | None = None,
+    show_progress: bool = True,
+) -> TuneReport:
+    """Tune every kernel of ``model`` compiled as ``options`` say, recording into ``options.database``.
+
+    The budget of ``trials`` measured candidates is spread over the kernels by
+    expected runtime share (calls x FLOPs, at least one trial each); re-running
+    with the same database resumes. With ``guide_inputs`` the calls are those
+    observed running an untuned build on them (the same lowering the tasks
+    come from), so the channel buckets and blocks the gates really choose get
+    the trials; without, every kernel counts as always running. Candidates are
+    measured on this machine, or through the RPC tracker ``remote``.
+    """
+    if options.database is None:
+        raise LcnetError("tuning records into a database directory: give one (--db DIR)")
+    runner = tuning_runner(options.target, options.target_config, remote)
+    builder = InProcessBuilder(link=options.target.library_compiler())
+    database = TuningDatabase(options.database, options.target_config, create=True)
+    target = options.tvm_target
+    if guide_inputs is None:
+        tasks = kernel_tasks(lower_to_kernels(model, input_shape, options), target)
+    else:
+        tasks = guided_tasks(model, input_shape, options, guide_inputs)
+    spread_budget(tasks, trials)
+    logger.info("tuning %d kernels for %s with %d trials", len(tasks), options.target.name, trials)
+    return tune_kernels(tasks, target, database, runner, builder, show_progress)
+
+
+def guided_tasks(
+    model: nn.Module, input_shape: tuple[int, int, int], options: CompileOptions, inputs: torch.Tensor
+) -> list[KernelTask]:
+    """The tuning tasks of ``model``, each with the calls per inference observed running an untuned build of
+    it on ``inputs`` (whole batches): a channel bucket or gated block runs only when the gates choose it."""
+    batch = options.batch_size
+    if len(inputs) < batch:
+        raise LcnetError(f"guiding the tuning budget needs at least one batch of {batch} inputs, got {len(inputs)}")
+    batches = [inputs[start : start + batch].numpy() for start in range(0, len(inputs) - batch + 1, batch)]
+    untuned = build(model, input_shape, options.replace(database=None))
+    kernels = untuned.phases.kernels
+    calls = _calls_by_workload(kernels, count_calls(untuned.compiled, batches))
+    tasks = kernel_tasks(kernels, options.tvm_target)
+    for task in tasks:
+        task.calls = calls.get(workload_key(task.mod), 0.0)
+    return tasks
+
+
+def _calls_by_workload(kernels: tvm.IRModule, calls: dict[str, float]) -> dict[int, float]:
+    """Observed calls per inference (by kernel name) summed over the kernels MetaSchedule tunes as one workload."""
+    by_workload: dict[int, float] = {}
+    for gv, func in kernels.functions_items():
+        if isinstance(func, tvm.tirx.PrimFunc):
+            key = workload_key(kernel_module(func))
+            by_workload[key] = by_workload.get(key, 0.0) + calls.get(gv.name_hint, 0.0)
+    if not any(by_workload.values()):
+        raise LcnetError("no kernel of the build was seen to run on the guide inputs; report this as a bug")
+    return by_workload
+
+
 def kernel_tasks(kernels: tvm.IRModule, target: tvm.target.Target) -> list[KernelTask]:
-    """Every distinct kernel of a :func:`~lcnet_tvm.passes.pipeline.kernel_pipeline` module."""
+    """Every distinct kernel of a module the pipeline left after its kernels phase."""
     extracted = ms.relax_integration.extract_tasks(kernels, target)
     return [
         KernelTask(task.task_name, task.dispatched[0], int(task.weight), max(1.0, estimate_tir_flops(task.dispatched[0])))
@@ -97,9 +175,6 @@ class TuneReport:
     trials_measured: int
     seconds: float
     interrupted: bool
-
-    def to_json(self) -> dict:
-        return self.__dict__.copy()
 
 
 @derived_object

@@ -10,6 +10,8 @@ from .cuda import CUDA
 from .x86 import X86, X86_AVX2
 
 TARGETS: dict[str, TargetSpec] = {spec.name: spec for spec in (X86, X86_AVX2, AARCH64, CUDA)}
+#: What every command compiles, tunes and runs for unless told otherwise: this machine's CPU.
+DEFAULT_TARGET = X86.name
 
 
 def get_target(name: str) -> TargetSpec:
@@ -19,4 +21,4 @@ def get_target(name: str) -> TargetSpec:
         raise TargetError(f"unknown target {name!r}; use one of {', '.join(TARGETS)}") from None
 
 
-__all__ = ["TARGETS", "TargetSpec", "get_target"]
+__all__ = ["DEFAULT_TARGET", "TARGETS", "TargetSpec", "get_target"]

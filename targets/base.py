@@ -5,15 +5,13 @@ from __future__ import annotations
 import importlib
 import shutil
 from collections.abc import Callable
-from types import ModuleType
 from dataclasses import dataclass
+from types import ModuleType
 
 import tvm
 
 from lcnet_tvm.errors import TargetError
-from lcnet_tvm.native_stderr import quiet_native_noise
-
-from .remote import RemoteDevice
+from lcnet_tvm.support.native_stderr import quiet_native_noise
 
 
 @dataclass(frozen=True)
@@ -63,26 +61,6 @@ class TargetSpec:
         compiler = self.library_compiler()
         with quiet_native_noise():
             executable.export_library(path, fcompile=compiler)
-
-    def tuning_runner(self, config: dict, remote: RemoteDevice | None = None):
-        """Where MetaSchedule measures candidates: this machine, or the servers behind an RPC tracker."""
-        from tvm.s_tir import meta_schedule as ms  # noqa: PLC0415 (only tuning needs it)
-
-        from lcnet_tvm.schedules import measure  # noqa: PLC0415
-
-        if remote is not None:
-            return ms.runner.RPCRunner(
-                rpc_config=ms.runner.RPCConfig(remote.host, remote.port, remote.key, int(remote.timeout)),
-                f_alloc_argument=measure.alloc_in_bounds_arguments_remote,
-                max_workers=remote.free_servers(),
-            )
-        reason = self.runnable_here(config)
-        if reason is not None:
-            raise TargetError(
-                f"tuning for {self.name} measures candidates on the device, but {reason}; "
-                "measure on one through an RPC tracker (--rpc KEY@HOST:PORT)"
-            )
-        return ms.runner.LocalRunner(timeout_sec=30.0, f_alloc_argument=measure.alloc_in_bounds_arguments)
 
     def check_runnable(self, config: dict) -> None:
         """Raise :class:`TargetError` when a library built for ``config`` cannot run here."""

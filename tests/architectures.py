@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from lcnet_tvm.gates import ChannelGate, LayerGate
+from lcnet_tvm import ChannelGate, LayerGate
 
 
 class VGGWithChannelGates(nn.Module):

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, settings
 from torch import nn
 
-from lcnet_tvm.data import load_digits
-from lcnet_tvm.gates import WithGateScores, find_gates
-from lcnet_tvm.train import recalibrate_batch_norm
+from lcnet_tvm.model.data import load_digits
+from lcnet_tvm.model.gates import WithGateScores, find_gates
+from lcnet_tvm.model.train import recalibrate_batch_norm
 
 # Registered here, before hypothesis's plugin reads ``--hypothesis-profile``: a profile registered in a
 # test module is unknown when the option is read. "ci" is the default; the option overrides it.
@@ -102,7 +102,7 @@ def tuned(tmp_path_factory, loopback_rpc):
 
     One tune shared by the tuning and bench tests. (Measuring on this machine is tested by the Ctrl-C test.)
     """
-    from lcnet_tvm.compiler import tune_model  # noqa: PLC0415
+    from lcnet_tvm import CompileOptions, tune_model  # noqa: PLC0415
 
     from .tiny import BUCKETS, SHAPE, tiny_model  # noqa: PLC0415 (tiny imports this module)
 
@@ -110,7 +110,7 @@ def tuned(tmp_path_factory, loopback_rpc):
     directory = tmp_path_factory.mktemp("tuning") / "db"
     budget = 40  # the tiny model has 31 kernels
     report = tune_model(
-        model, SHAPE, "x86", budget, str(directory), channel_buckets=BUCKETS, show_progress=False,
+        model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=directory), budget, show_progress=False,
         remote=loopback_rpc.tracker,
     )
     return model, directory, report

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lcnet_tvm.flops import FlopsCounter
-from lcnet_tvm.gate_forms import channel_buckets
-from lcnet_tvm.verify import compare_with_eager
+from lcnet_tvm.compiler.gate_forms import channel_buckets
+from lcnet_tvm.evaluation.verify import compare_with_eager
+from lcnet_tvm.model.flops import FlopsCounter
 
 
 def expected_computed(decisions: list[np.ndarray], metadata: dict) -> list[np.ndarray]:
@@ -21,27 +21,27 @@ def expected_computed(decisions: list[np.ndarray], metadata: dict) -> list[np.nd
     """
     if not decisions:  # a model without gates
         return []
-    batch = metadata["input_shape"][0]
-    gates = metadata["gates"]
-    counter = FlopsCounter.from_json(metadata["flops"])
+    batch = metadata.input_shape[0]
+    gates = metadata.gates
+    counter = FlopsCounter.from_json(metadata.flops)
     enclosing = {op.output_gate: op.layer_gates for op in counter.ops if op.output_gate is not None}
     count = len(decisions[0])
     expected = [np.ones_like(keep) for keep in decisions]
     for start in range(0, count, batch):
         chunk = slice(start, start + batch)
         union = [keep[chunk].any(axis=0) for keep in decisions]
-        for index in sorted(range(len(gates)), key=lambda i: gates[i]["kind"] != "layer"):  # layer gates first
+        for index in sorted(range(len(gates)), key=lambda i: gates[i].kind != "layer"):  # layer gates first
             gate = gates[index]
-            if not gate.get("lowered"):
+            if not gate.lowered:
                 continue
             computed = union[index].copy()
-            if gate["kind"] == "channel":
-                around = [expected[layer][start, 0] for layer in enclosing.get(index, ()) if gates[layer].get("lowered")]
+            if gate.kind == "channel":
+                around = [expected[layer][start, 0] for layer in enclosing.get(index, ()) if gates[layer].lowered]
                 kept = int(computed.sum())
                 if kept == 0 or not all(around):
                     computed[:] = False
                 else:
-                    size = min(size for size in channel_buckets(gate["channels"], metadata["channel_buckets"]) if size >= kept)
+                    size = min(size for size in channel_buckets(gate.channels, metadata.channel_buckets) if size >= kept)
                     computed[np.flatnonzero(~computed)[: size - kept]] = True
             expected[index][chunk] = computed
     return expected
@@ -55,7 +55,7 @@ def check_against_eager(compiled, model, x: torch.Tensor, varying: bool = True):
     for computed, expected in zip(result.computed, expected_computed(result.decisions, compiled.metadata)):
         np.testing.assert_array_equal(computed, expected)
     assert np.all(result.executed_flops >= result.decided_flops - 1e-3 * compiled.dense_flops)
-    everything = compiled.dense_flops + FlopsCounter.from_json(compiled.metadata["flops"]).gate_network_flops
+    everything = compiled.dense_flops + FlopsCounter.from_json(compiled.metadata.flops).gate_network_flops
     assert np.all(result.executed_flops <= everything * 1.0001)
     if varying:  # the comparison means something only if gates really vary with the input
         kept = np.concatenate([d.reshape(len(x), -1) for d in result.decisions], axis=1)

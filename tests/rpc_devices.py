@@ -11,9 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tvm import rpc
-
 from lcnet_tvm.targets.remote import RemoteDevice
+from tvm import rpc
 
 
 def free_port() -> int:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lcnet_tvm.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint
-from lcnet_tvm.compiler import compile_model, tune_model
-from lcnet_tvm.runtime import CompiledModel
+from lcnet_tvm import CompileOptions, compile_model, tune_model
+from lcnet_tvm.model.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint
+from lcnet_tvm.runtime.compiled_model import CompiledModel
 
 from .equivalence import check_against_eager
 from .rpc_devices import rpc_devices
@@ -41,26 +41,26 @@ def emulated_aarch64(tmp_path_factory):
 
 def test_the_gated_model_cross_compiled_for_aarch64_runs_on_the_device_like_eager(emulated_aarch64, digits, tmp_path):
     loaded = load_checkpoint(SHIPPED_CHECKPOINT)
-    directory = compile_model(loaded.model, loaded.name, loaded.config.input_shape, "aarch64").save(tmp_path / "arm")
+    directory = compile_model(loaded.model, loaded.config.input_shape, CompileOptions("aarch64"), name=loaded.name).save(tmp_path / "arm")
     with CompiledModel.load(directory, emulated_aarch64.server) as compiled:
-        assert compiled.metadata["target"]["mtriple"] == "aarch64-linux-gnu"
-        assert all(gate["lowered"] for gate in compiled.metadata["gates"])
+        assert compiled.metadata.target["mtriple"] == "aarch64-linux-gnu"
+        assert all(gate.lowered for gate in compiled.metadata.gates)
         check_against_eager(compiled, loaded.model, digits.x_test[:12], varying=False)  # too few for the variety check
 
 
 def test_a_short_tune_measures_on_the_emulated_device_and_its_records_are_applied(emulated_aarch64, tmp_path):
     model = tiny_model()
     database = tmp_path / "db"
-    compiled_untuned = compile_model(model, "tiny", SHAPE, "aarch64", channel_buckets=1)
-    trials = len(compiled_untuned.metadata["kernels"])  # one candidate per kernel: the remote path, not speed
+    compiled_untuned = compile_model(model, SHAPE, CompileOptions("aarch64", channel_buckets=1), name="tiny")
+    trials = len(compiled_untuned.metadata.kernels)  # one candidate per kernel: the remote path, not speed
     report = tune_model(
-        model, SHAPE, "aarch64", trials, str(database), channel_buckets=1, show_progress=False,
+        model, SHAPE, CompileOptions("aarch64", channel_buckets=1, database=database), trials, show_progress=False,
         remote=emulated_aarch64.tracker,
     )
     assert report.trials_measured == trials and not report.interrupted
     assert emulated_aarch64.sessions_served()[0] >= trials
-    compiled = compile_model(model, "tiny", SHAPE, "aarch64", channel_buckets=1, database_dir=str(database))
-    assert all(kernel["tuned"] for kernel in compiled.metadata["kernels"]), compiled.metadata["kernels"]
+    compiled = compile_model(model, SHAPE, CompileOptions("aarch64", channel_buckets=1, database=database), name="tiny")
+    assert all(kernel.tuned for kernel in compiled.metadata.kernels), compiled.metadata.kernels
     with CompiledModel.load(compiled.save(tmp_path / "tuned"), emulated_aarch64.tracker) as on_device:
         x = torch.randn(8, *SHAPE, generator=torch.Generator().manual_seed(5))
         check_against_eager(on_device, model, x, varying=False)

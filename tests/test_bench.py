@@ -7,22 +7,26 @@ import json
 import sys
 
 import numpy as np
-
 import pytest
 import torch
 
-from lcnet_tvm.bench import BenchOptions, check_logits, format_bench, plot_bench, run_bench
-from lcnet_tvm.calibrate import calibrate_gates, calibration_inputs, decided_fraction
-from lcnet_tvm.checkpoint import LoadedModel, resolve_model
-from lcnet_tvm.demo import dataset_for
-from lcnet_tvm.eager_skip import SkippingResNet
 from lcnet_tvm.errors import LcnetError
-from lcnet_tvm.flops import FlopsCounter
-from lcnet_tvm.models import LCResNet, zoo_config
-from lcnet_tvm.peers import unavailable
-from lcnet_tvm.systems import DENSE_PEERS, EAGER_SYSTEMS, NON_TVM_SYSTEMS, SYSTEMS, TVM_FORMS
-from lcnet_tvm.timing import timed_rounds
-from lcnet_tvm.verify import LOGIT_TOLERANCE, ROUNDING_ALLOWANCE, EagerReference, eager_reference, scaled_error
+from lcnet_tvm.evaluation.bench import BenchOptions, check_logits, format_bench, plot_bench, run_bench
+from lcnet_tvm.evaluation.calibrate import calibrate_gates, calibration_inputs, decided_fraction
+from lcnet_tvm.evaluation.eager_skip import SkippingResNet
+from lcnet_tvm.evaluation.peers import unavailable
+from lcnet_tvm.evaluation.systems import DENSE_PEERS, EAGER_SYSTEMS, NON_TVM_SYSTEMS, SYSTEMS, TVM_FORMS
+from lcnet_tvm.evaluation.timing import timed_rounds
+from lcnet_tvm.evaluation.verify import (
+    LOGIT_TOLERANCE,
+    ROUNDING_ALLOWANCE,
+    EagerReference,
+    eager_reference,
+)
+from lcnet_tvm.model.checkpoint import LoadedModel, dataset_for, resolve_model
+from lcnet_tvm.model.flops import FlopsCounter
+from lcnet_tvm.model.resnet import LCResNet, zoo_config
+from lcnet_tvm.runtime.instrument import OUTSIDE_KERNELS
 
 from .conftest import randomize
 from .tiny import BUCKETS, SHAPE
@@ -109,14 +113,17 @@ def test_bench_measures_every_system_at_every_operating_point(tuned, tmp_path):
         profile = point["profile"]
         assert profile["vm_calls"] == pytest.approx(sum(row["calls"] for row in profile["categories"].values()))
         attributed = sum(row["ms"] for row in profile["categories"].values())
-        assert attributed == pytest.approx(profile["plain_ms"]) and profile["plain_ms"] < profile["instrumented_ms"]
-        assert profile["categories"]["convolutions"]["calls"] >= 1
+        assert attributed == pytest.approx(profile["plain_ms"])
+        kernels = [row for name, row in profile["categories"].items() if name != OUTSIDE_KERNELS]
+        assert all(row["ms"] > 0 for row in kernels) and profile["categories"]["convolutions"]["calls"] >= 1
+        assert profile["kernel_ms"] == pytest.approx(sum(kernel["ms"] for kernel in profile["kernels"]))
+        assert profile["calls_outside_kernels"]["memory allocation"] >= 1
     low, high = (point["systems"]["eager-skip"]["executed_gflops"] for point in report["points"])
     assert low < high  # the sweep moves the operating point
     assert report["left_out"] == {}
     assert set(report["threads"]) == {"torch", "tvm", "onnxruntime", "openvino"}
     text = format_bench(report)
-    assert "realization ratio" in text and "graph breaks" in text and "slowest calls" in text
+    assert "realization ratio" in text and "graph breaks" in text and "slowest kernels" in text
     assert "fastest system without TVM" in text and "peer realization ratio" in text and "ONNX export" in text
     plot = tmp_path / "bench.png"
     plot_bench(report, str(plot))
@@ -195,7 +202,11 @@ def test_the_logit_tolerance_follows_eager_float32_rounding():
     calibrate_gates(deep, calibration_inputs(data), 0.5, FlopsCounter.from_model(deep, loaded.config.input_shape))
     batches = [data[i : i + 1].numpy() for i in range(16)]
     reference = eager_reference(deep, batches)
-    assert reference.rounding > LOGIT_TOLERANCE and reference.tolerance == ROUNDING_ALLOWANCE * reference.rounding
+    # How much float32 rounding moves eager's logits depends on the CPU's kernels (1.6e-4 and 8.5e-5 seen on
+    # two machines); the deep untrained network rounds far more than the narrow one either way.
+    assert reference.rounding > 10 * sane.rounding
+    assert reference.tolerance == max(LOGIT_TOLERANCE, ROUNDING_ALLOWANCE * reference.rounding)
+    assert EagerReference(reference.logits, rounding=1e-3).tolerance == ROUNDING_ALLOWANCE * 1e-3
     skipping = SkippingResNet(deep, record=False)
     with torch.inference_mode():
         outputs = [skipping(torch.from_numpy(batch)).numpy() for batch in batches]

@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from lcnet_tvm.schedules.shipped import shipped_records
 
-from lcnet_tvm.checkpoint import load_checkpoint
-from lcnet_tvm.shipped_tuning import shipped_records
-from lcnet_tvm.verify import eager_outputs
+from lcnet_tvm.evaluation.verify import eager_outputs
+from lcnet_tvm.model.checkpoint import load_checkpoint
 
 
 def lcnet_tvm(*args, cwd=None):
@@ -20,8 +20,8 @@ def lcnet_tvm(*args, cwd=None):
 
 
 def test_demo_on_the_shipped_checkpoint(tmp_path):
-    # --gates lowered checks the lowered model and also compiles and times mask form beside it.
-    completed = lcnet_tvm("demo", "--gates", "lowered", "--json", tmp_path / "demo.json", "--latency-iterations", 5)
+    # --gates gated checks the gated model and also compiles and times mask form beside it.
+    completed = lcnet_tvm("demo", "--gates", "gated", "--json", tmp_path / "demo.json", "--latency-iterations", 5)
     assert completed.returncode == 0, completed.stderr
     report = json.loads((tmp_path / "demo.json").read_text())
     assert report["accuracy"] >= 0.95
@@ -32,7 +32,7 @@ def test_demo_on_the_shipped_checkpoint(tmp_path):
     assert report["gates"]["distinct_decision_patterns"] > report["samples"] // 2
     for line_start in ("accuracy", "FLOPs", "gates", "agreement", "latency"):
         assert f"\n{line_start}" in completed.stdout
-    assert set(report["latency_batch1"]) == {"eager-mask", "tvm-mask", "tvm-lowered"}
+    assert set(report["latency_batch1"]) == {"eager-mask", "tvm-mask", "tvm-gated"}
     if shipped_records(report["model"]) is not None:  # an AVX2 host: every gated kernel has a shipped record
         assert report["kernels_tuned"] == report["kernels"] > 0
 
@@ -55,7 +55,7 @@ def test_compile_then_run_in_a_new_process(tmp_path, digits):
 
 
 def load_checkpoint_default():
-    from lcnet_tvm.checkpoint import SHIPPED_CHECKPOINT
+    from lcnet_tvm.model.checkpoint import SHIPPED_CHECKPOINT
 
     return load_checkpoint(SHIPPED_CHECKPOINT).model
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from lcnet_tvm.compiler import compile_model
-from lcnet_tvm.flops import FlopsCounter
-from lcnet_tvm.models import ZOO, LCResNet, build_model, zoo_config
+from lcnet_tvm import CompileOptions, compile_model
+from lcnet_tvm.model.flops import FlopsCounter
+from lcnet_tvm.model.resnet import ZOO, LCResNet, build_model, zoo_config
 
 from .architectures import BottleneckNet, VGGWithChannelGates
 from .conftest import inputs_for, randomize
@@ -28,10 +28,10 @@ SAMPLES = {name: 80 if name.endswith("cifar") else 20 for name in ZOO}  # x2: ra
 def test_zoo_model_gated_equals_eager(name, digits):
     torch.manual_seed(0)
     model = randomize(build_model(name, input_size=INPUT_SIZE[name]), inputs_for(digits, INPUT_SIZE[name], 32, seed=9))
-    compiled = compile_model(model, name, model.config.input_shape, batch_size=4)
-    assert compiled.metadata["gate_form"] == "lowered"
-    assert all(gate["lowered"] for gate in compiled.metadata["gates"])
-    assert all(not kernel["tuned"] for kernel in compiled.metadata["kernels"])
+    compiled = compile_model(model, model.config.input_shape, CompileOptions(batch_size=4), name=name)
+    assert compiled.metadata.gate_form == "gated"
+    assert all(gate.lowered for gate in compiled.metadata.gates)
+    assert all(not kernel.tuned for kernel in compiled.metadata.kernels)
     x = inputs_for(digits, INPUT_SIZE[name], SAMPLES[name], seed=2)
     check_against_eager(compiled, model, x[:-1])  # an odd count: the last chunk is padded
 
@@ -41,12 +41,12 @@ def test_zoo_model_gated_equals_eager(name, digits):
 def test_resnet20_every_gate_skipping_or_keeping(digits, batch, bias):
     torch.manual_seed(0)
     model = randomize(build_model("lcnet_resnet20_cifar"), inputs_for(digits, 32, 32, seed=9), 4, bias or 0.0)
-    compiled = compile_model(model, "lcnet_resnet20_cifar", (3, 32, 32), batch_size=batch)
+    compiled = compile_model(model, (3, 32, 32), CompileOptions(batch_size=batch), name="lcnet_resnet20_cifar")
     result = check_against_eager(compiled, model, inputs_for(digits, 32, 24, seed=5), varying=bias is None)
     if bias is not None:
         kept = np.concatenate(result.decisions, axis=1)
         assert kept.all() if bias > 0 else not kept.any()
-        gate_networks = FlopsCounter.from_json(compiled.metadata["flops"]).gate_network_flops
+        gate_networks = FlopsCounter.from_json(compiled.metadata.flops).gate_network_flops
         fraction = (result.executed_flops - gate_networks) / compiled.dense_flops
         # All-skip: only the shortcuts, stem and head run (and the gate networks, always).
         assert np.allclose(fraction, 1.0) if bias > 0 else np.all(fraction < 0.1)
@@ -57,7 +57,7 @@ def test_executed_flops_equal_the_decisions_when_every_count_is_a_bucket(digits)
     torch.manual_seed(0)
     config = zoo_config("lcnet_resnet20_cifar").replace(widths=(8, 12, 16))
     model = randomize(LCResNet(config), inputs_for(digits, 32, 32, seed=9), seed=4)
-    compiled = compile_model(model, "narrow_resnet20", (3, 32, 32), channel_buckets=16)
+    compiled = compile_model(model, (3, 32, 32), CompileOptions(channel_buckets=16), name="narrow_resnet20")
     result = check_against_eager(compiled, model, inputs_for(digits, 32, 24, seed=7))
     np.testing.assert_allclose(result.executed_flops, result.decided_flops, rtol=1e-6)
     assert result.executed_flops.min() < 0.6 * compiled.dense_flops
@@ -66,10 +66,10 @@ def test_executed_flops_equal_the_decisions_when_every_count_is_a_bucket(digits)
 def test_mask_form_computes_everything(digits):
     torch.manual_seed(0)
     model = randomize(build_model("lcnet_resnet20_cifar"), inputs_for(digits, 32, 32, seed=9), seed=4)
-    compiled = compile_model(model, "lcnet_resnet20_cifar", (3, 32, 32), batch_size=2, gate_form="mask")
-    assert not any(gate["lowered"] for gate in compiled.metadata["gates"])
+    compiled = compile_model(model, (3, 32, 32), CompileOptions(batch_size=2, gate_form="mask"), name="lcnet_resnet20_cifar")
+    assert not any(gate.lowered for gate in compiled.metadata.gates)
     result = check_against_eager(compiled, model, inputs_for(digits, 32, 24, seed=3))
-    gate_networks = FlopsCounter.from_json(compiled.metadata["flops"]).gate_network_flops
+    gate_networks = FlopsCounter.from_json(compiled.metadata.flops).gate_network_flops
     np.testing.assert_allclose(result.executed_flops, compiled.dense_flops + gate_networks)
 
 
@@ -77,7 +77,7 @@ def test_mask_form_computes_everything(digits):
 @pytest.mark.parametrize("name", ["lcnet_resnet18_imagenet", "lcnet_resnet34_imagenet"])
 def test_imagenet_models_at_full_resolution(name, digits):
     model = randomize(build_model(name), inputs_for(digits, 224, 8, seed=9))
-    compiled = compile_model(model, name, model.config.input_shape)
+    compiled = compile_model(model, model.config.input_shape, name=name)
     check_against_eager(compiled, model, inputs_for(digits, 224, 4, seed=4))
 
 
@@ -86,9 +86,9 @@ def test_a_user_vgg_with_channel_gates_only(digits, batch, caplog):
     torch.manual_seed(0)
     model = randomize(VGGWithChannelGates(), inputs_for(digits, 8, 32, seed=9))
     with caplog.at_level(logging.WARNING):
-        compiled = compile_model(model, "user_vgg", (3, 8, 8), batch_size=batch)
+        compiled = compile_model(model, (3, 8, 8), CompileOptions(batch_size=batch), name="user_vgg")
     # gate_b's network reads gate_a's gated channels: gate_a must stay in mask form, and say why.
-    assert [gate["lowered"] for gate in compiled.metadata["gates"]] == [False, True]
+    assert [gate.lowered for gate in compiled.metadata.gates] == [False, True]
     assert "gate 0 (channel) left in mask form: the gated channels are also read by relax.mean" in caplog.text
     check_against_eager(compiled, model, inputs_for(digits, 8, 50, seed=5))
 
@@ -97,7 +97,7 @@ def test_a_user_vgg_with_channel_gates_only(digits, batch, caplog):
 def test_a_user_bottleneck_resnet(digits, batch):
     torch.manual_seed(0)
     model = randomize(BottleneckNet(), inputs_for(digits, 16, 32, seed=9), seed=2)
-    compiled = compile_model(model, "user_bottleneck", (3, 16, 16), batch_size=batch)
-    assert all(gate["lowered"] for gate in compiled.metadata["gates"])
+    compiled = compile_model(model, (3, 16, 16), CompileOptions(batch_size=batch), name="user_bottleneck")
+    assert all(gate.lowered for gate in compiled.metadata.gates)
     result = check_against_eager(compiled, model, inputs_for(digits, 16, 30, seed=6))
     assert 0.0 < np.concatenate(result.decisions[::2], axis=1).mean() < 1.0  # layer gates vary

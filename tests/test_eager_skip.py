@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from lcnet_tvm.eager_skip import SkippingResNet
 from lcnet_tvm.errors import ModelError
-from lcnet_tvm.flops import FlopsCounter
-from lcnet_tvm.gates import LayerGate, WithGateScores, find_gates
-from lcnet_tvm.models import LCResNet, zoo_config
+from lcnet_tvm.evaluation.eager_skip import SkippingResNet
+from lcnet_tvm.model.flops import FlopsCounter
+from lcnet_tvm.model.gates import LayerGate, WithGateScores, find_gates
+from lcnet_tvm.model.resnet import LCResNet, zoo_config
 
 from .architectures import VGGWithChannelGates
 from .conftest import randomize

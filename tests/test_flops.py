@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from lcnet_tvm.flops import FlopsCounter
-from lcnet_tvm.gates import find_gates
-from lcnet_tvm.models import build_model
+from lcnet_tvm.model.flops import FlopsCounter
+from lcnet_tvm.model.gates import find_gates
+from lcnet_tvm.model.resnet import build_model
 
 from .architectures import VGGWithChannelGates
 

@@ -17,9 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from lcnet_tvm.compiler import compile_model
-from lcnet_tvm.gates import find_gates
-from lcnet_tvm.models import GatedBasicBlock
+from lcnet_tvm import CompileOptions, compile_model
+from lcnet_tvm.model.gates import find_gates
+from lcnet_tvm.model.resnet import GatedBasicBlock
 
 from .architectures import GatedBottleneck
 from .conftest import randomize
@@ -81,7 +81,7 @@ def test_random_gated_architectures_equal_eager(spec):
     shape = (3, spec["input_size"], spec["input_size"])
     calibration = torch.randn(64, *shape, generator=torch.Generator().manual_seed(spec["seed"]))
     model = randomize(FuzzNet(spec), calibration, seed=spec["seed"], gate_bias=spec["gate_bias"])
-    compiled = compile_model(model, "fuzz", shape, batch_size=spec["batch"], channel_buckets=spec["buckets"])
+    compiled = compile_model(model, shape, CompileOptions(batch_size=spec["batch"], channel_buckets=spec["buckets"]), name="fuzz")
     # Several compiled batches, the last one padded.
     x = torch.randn(2 * spec["batch"] + 1, *shape, generator=torch.Generator().manual_seed(spec["seed"] + 1))
     result = check_against_eager(compiled, model, x, varying=False)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from lcnet_tvm.gates import ChannelGate, LayerGate, WithGateScores, decisions, find_gates, record_gate_scores
+from lcnet_tvm.model.gates import ChannelGate, LayerGate, WithGateScores, decisions, find_gates, record_gate_scores
 
 
 def test_score_is_clamped_logits_and_zero_means_skip():

@@ -2,13 +2,10 @@
 
 import pytest
 import torch
+from lcnet_tvm.schedules.tune import guided_tasks, spread_budget
 
-from lcnet_tvm.compiler import _calls_by_workload, import_model, lower_to_kernels, observed_calls
-from lcnet_tvm.errors import LcnetError
-from lcnet_tvm.gates import find_gates
-from lcnet_tvm.schedules.database import workload_key
-from lcnet_tvm.schedules.tune import kernel_tasks, spread_budget
-from lcnet_tvm.targets import get_target
+from lcnet_tvm import CompileOptions, LcnetError
+from lcnet_tvm.model.gates import find_gates
 
 from .tiny import BUCKETS, SHAPE, tiny_model
 
@@ -21,13 +18,8 @@ def observed_task_calls(gate_bias: float) -> dict[str, float]:
     with torch.no_grad():
         for _, gate in find_gates(model):
             gate.fc.bias.fill_(gate_bias)
-    spec = get_target("x86")
-    target = spec.tvm_target(spec.config())
-    kernels = lower_to_kernels(import_model(model, (1, *SHAPE)), spec, target, "lowered", BUCKETS)
-    calls = observed_calls(model, SHAPE, "x86", 1, "lowered", BUCKETS, INPUTS)
-    by_workload = _calls_by_workload(kernels, calls)
-    tasks = kernel_tasks(kernels, target)
-    return {task.name: by_workload[workload_key(task.mod)] for task in tasks}, tasks
+    tasks = guided_tasks(model, SHAPE, CompileOptions(channel_buckets=BUCKETS), INPUTS)
+    return {task.name: task.calls for task in tasks}, tasks
 
 
 def test_kernels_the_gates_never_choose_are_seen_not_to_run():
@@ -57,4 +49,4 @@ def test_the_guided_budget_goes_to_kernels_that_run():
 
 def test_guiding_needs_a_whole_batch():
     with pytest.raises(LcnetError, match="at least one batch of 4 inputs, got 2"):
-        observed_calls(tiny_model(), SHAPE, "x86", 4, "lowered", BUCKETS, INPUTS[:2])
+        guided_tasks(tiny_model(), SHAPE, CompileOptions(batch_size=4, channel_buckets=BUCKETS), INPUTS[:2])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lcnet_tvm.errors import LcnetError
-from lcnet_tvm.isolation import IsolatedSystem
+from lcnet_tvm.evaluation.isolation import IsolatedSystem
 
 BATCHES = [np.full((1, 3), float(index), dtype=np.float32) for index in range(3)]
 

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from lcnet_tvm.checkpoint import load_checkpoint, resolve_model, save_checkpoint
 from lcnet_tvm.errors import LcnetError, ModelError
-from lcnet_tvm.gates import find_gates
-from lcnet_tvm.models import ZOO, build_model
+from lcnet_tvm.model.checkpoint import load_checkpoint, resolve_model, save_checkpoint
+from lcnet_tvm.model.gates import find_gates
+from lcnet_tvm.model.resnet import ZOO, build_model
 
 EXPECTED_BLOCKS = {
     "lcnet_resnet20_cifar": 9,

@@ -8,10 +8,10 @@ import numpy as np
 import psutil
 import pytest
 
+from lcnet_tvm import CompileOptions, compile_model
 from lcnet_tvm.cli import main
-from lcnet_tvm.compiler import compile_model
 from lcnet_tvm.errors import OutputError
-from lcnet_tvm.files import write_json
+from lcnet_tvm.support.files import write_json
 
 from .tiny import SHAPE, tiny_model
 
@@ -20,7 +20,7 @@ THREADS = 8
 
 @pytest.fixture(scope="module")
 def compiled():
-    return compile_model(tiny_model(), "tiny", SHAPE, batch_size=2)
+    return compile_model(tiny_model(), SHAPE, CompileOptions(batch_size=2), name="tiny")
 
 
 def test_eight_threads_on_one_model_get_the_serial_results(compiled):

@@ -7,12 +7,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-
-from lcnet_tvm.compiler import compile_model, tune_model
-from lcnet_tvm.errors import TargetError
-from lcnet_tvm.runtime import CompiledModel
 from lcnet_tvm.targets.remote import RemoteDevice
-from lcnet_tvm.verify import eager_outputs
+
+from lcnet_tvm import CompileOptions, compile_model, tune_model
+from lcnet_tvm.errors import TargetError
+from lcnet_tvm.evaluation.verify import eager_outputs
+from lcnet_tvm.runtime.compiled_model import CompiledModel
 
 from .equivalence import check_against_eager
 from .rpc_devices import free_port
@@ -22,7 +22,7 @@ from .tiny import BUCKETS, SHAPE, tiny_model
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory):
     model = tiny_model()
-    directory = compile_model(model, "tiny", SHAPE, batch_size=4, channel_buckets=BUCKETS).save(
+    directory = compile_model(model, SHAPE, CompileOptions(batch_size=4, channel_buckets=BUCKETS), name="tiny").save(
         tmp_path_factory.mktemp("artifact") / "tiny"
     )
     return model, directory
@@ -65,7 +65,7 @@ def test_unreachable_and_unusable_rpc_devices_say_what_to_do(loopback_rpc, tmp_p
     with pytest.raises(TargetError, match=f"cannot reach RPC device {nobody}"):
         nobody.connect()
     with pytest.raises(TargetError, match="tuning over RPC measures through a tracker"):
-        tune_model(tiny_model(), SHAPE, "x86", 40, str(tmp_path / "db"), remote=loopback_rpc.server)
+        tune_model(tiny_model(), SHAPE, CompileOptions(database=tmp_path / "db"), 40, remote=loopback_rpc.server)
     unknown_key = RemoteDevice(loopback_rpc.tracker.host, loopback_rpc.tracker.port, "rasp4b")
     with pytest.raises(TargetError, match="no free server for key 'rasp4b' .*x86-loopback"):
-        tune_model(tiny_model(), SHAPE, "x86", 40, str(tmp_path / "db"), remote=unknown_key)
+        tune_model(tiny_model(), SHAPE, CompileOptions(database=tmp_path / "db"), 40, remote=unknown_key)

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from lcnet_tvm.compiler import compile_model
+from lcnet_tvm import CompileOptions, compile_model
 from lcnet_tvm.errors import ArtifactError, InputError, TargetError
-from lcnet_tvm.models import build_model
-from lcnet_tvm.runtime import LIBRARY_FILE, METADATA_FILE, CompiledModel
-from lcnet_tvm.verify import eager_outputs
+from lcnet_tvm.evaluation.verify import eager_outputs
+from lcnet_tvm.model.resnet import build_model
+from lcnet_tvm.runtime.artifact import KernelRecord
+from lcnet_tvm.runtime.compiled_model import LIBRARY_FILE, METADATA_FILE, CompiledModel
 
 from .conftest import randomize
 
@@ -30,7 +31,7 @@ def model():
 @pytest.fixture(scope="module")
 def artifact(model, tmp_path_factory):
     directory = tmp_path_factory.mktemp("artifacts") / "resnet20"
-    compile_model(model, NAME, (3, 32, 32), batch_size=2).save(directory)
+    compile_model(model, (3, 32, 32), CompileOptions(batch_size=2), name=NAME).save(directory)
     return directory
 
 
@@ -55,9 +56,9 @@ def test_loaded_artifact_matches_eager_and_records_its_build(loaded, model):
     for compiled, eager in zip(result.decisions, scores):
         np.testing.assert_array_equal(compiled, eager > 0)
     metadata = loaded.metadata
-    assert metadata["model"] == NAME and metadata["input_shape"] == [2, 3, 32, 32]
-    assert metadata["target"]["kind"] == "llvm" and metadata["tvm_version"]
-    assert metadata["kernels"] and all(k == {"name": k["name"], "tuned": False, "trials": 0} for k in metadata["kernels"])
+    assert metadata.model == NAME and metadata.input_shape == (2, 3, 32, 32)
+    assert metadata.target["kind"] == "llvm" and metadata.tvm_version
+    assert metadata.kernels and all(k == KernelRecord(k.name, tuned=False, trials=0) for k in metadata.kernels)
 
 
 def test_numpy_torch_and_non_contiguous_inputs_agree(loaded):

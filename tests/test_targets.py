@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 import tvm
-
-from lcnet_tvm.compiler import compile_model, tune_model
-from lcnet_tvm.errors import TargetError
 from lcnet_tvm.targets import TARGETS, get_target
+
+from lcnet_tvm import CompileOptions, compile_model, tune_model
+from lcnet_tvm.errors import TargetError
 
 from .equivalence import check_against_eager
 from .tiny import SHAPE, tiny_model
@@ -22,7 +22,7 @@ needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="CUDA code 
 @pytest.fixture(scope="module")
 def cuda_model():
     model = tiny_model()
-    return model, compile_model(model, "tiny", SHAPE, "cuda", channel_buckets=2)
+    return model, compile_model(model, SHAPE, CompileOptions("cuda", channel_buckets=2), name="tiny")
 
 
 @needs_nvcc
@@ -31,7 +31,7 @@ def test_every_kernel_has_cuda_code_gathers_included(cuda_model):
     device_code = [m for host in compiled.executable.mod.imports for m in host.imports if m.kind == "cuda"]
     source = device_code[0].inspect_source()
     generated = set(re.findall(r"__global__ void __launch_bounds__\(\d+\) (\w+)_kernel\(", source))
-    kernels = {kernel["name"] for kernel in compiled.metadata["kernels"]}
+    kernels = {kernel.name for kernel in compiled.metadata.kernels}
     assert any(name.startswith("take") for name in kernels)  # the channel gathers
     assert kernels <= generated, sorted(kernels - generated)
 
@@ -53,8 +53,8 @@ def test_cuda_outputs_equal_eager(cuda_model):
 
 
 def test_aarch64_builds_here_and_links_with_the_cross_compiler(tmp_path):
-    compiled = compile_model(tiny_model(), "tiny", SHAPE, "aarch64", channel_buckets=2)
-    assert compiled.metadata["target"]["mtriple"] == "aarch64-linux-gnu"
+    compiled = compile_model(tiny_model(), SHAPE, CompileOptions("aarch64", channel_buckets=2), name="tiny")
+    assert compiled.metadata.target["mtriple"] == "aarch64-linux-gnu"
     if shutil.which(get_target("aarch64").linker) is None:
         with pytest.raises(TargetError, match="apt-get install g\\+\\+-aarch64-linux-gnu"):
             compiled.save(tmp_path / "arm")
@@ -75,10 +75,10 @@ def test_every_target_describes_itself():
 @pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU")
 def test_cuda_tuning_measures_on_the_gpu_and_its_records_are_applied(tmp_path):
     model = tiny_model()
-    untuned = compile_model(model, "tiny", SHAPE, "cuda", channel_buckets=1)
-    trials = 2 * len(untuned.metadata["kernels"])
-    report = tune_model(model, SHAPE, "cuda", trials, str(tmp_path / "db"), channel_buckets=1, show_progress=False)
+    untuned = compile_model(model, SHAPE, CompileOptions("cuda", channel_buckets=1), name="tiny")
+    trials = 2 * len(untuned.metadata.kernels)
+    report = tune_model(model, SHAPE, CompileOptions("cuda", channel_buckets=1, database=tmp_path / "db"), trials, show_progress=False)
     assert report.trials_measured == trials
-    tuned = compile_model(model, "tiny", SHAPE, "cuda", channel_buckets=1, database_dir=str(tmp_path / "db"))
-    assert all(kernel["tuned"] for kernel in tuned.metadata["kernels"]), tuned.metadata["kernels"]
+    tuned = compile_model(model, SHAPE, CompileOptions("cuda", channel_buckets=1, database=tmp_path / "db"), name="tiny")
+    assert all(kernel.tuned for kernel in tuned.metadata.kernels), tuned.metadata.kernels
     check_against_eager(tuned, model, torch.randn(40, *SHAPE, generator=torch.Generator().manual_seed(3)), varying=False)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lcnet_tvm.timing import SETTLE_CALLS, TIMED_CALLS, in_process, measure_interleaved, timed_rounds
+from lcnet_tvm.evaluation.timing import SETTLE_CALLS, TIMED_CALLS, in_process, measure_interleaved, timed_rounds
 
 
 @pytest.mark.parametrize("iterations", [1, TIMED_CALLS, TIMED_CALLS + 1, 3 * TIMED_CALLS - 1])

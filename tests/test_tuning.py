@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from lcnet_tvm import shipped_tuning
-from lcnet_tvm.compiler import compile_model, tune_model
-from lcnet_tvm.errors import DatabaseError, LcnetError
+from lcnet_tvm.schedules import shipped as shipped_tuning
 from lcnet_tvm.schedules.database import RECORDS_FILE, UNREPLAYABLE_FILE, TuningDatabase
+from lcnet_tvm.schedules.shipped import COMPRESSED_FILES, SHIPPED_TUNING_DIR, unpacked_database
 from lcnet_tvm.schedules.tune import KernelTask, search_strategy, spread_budget
-from lcnet_tvm.shipped_tuning import COMPRESSED_FILES, SHIPPED_TUNING_DIR, unpacked_database
 from lcnet_tvm.targets import get_target
+
+from lcnet_tvm import CompileOptions, compile_model, tune_model
+from lcnet_tvm.errors import DatabaseError, LcnetError
 
 from .equivalence import check_against_eager
 from .tiny import BUCKETS, SHAPE, tiny_model
@@ -43,10 +43,10 @@ def test_every_kernel_is_tuned_and_the_artifact_says_so(tuned):
     model, directory, report = tuned
     assert not report.interrupted and report.trials_before == 0
     assert report.trials_measured == report.trials_budget == 40
-    compiled = compile_model(model, "tiny", SHAPE, channel_buckets=BUCKETS, database_dir=str(directory))
-    kernels = compiled.metadata["kernels"]
-    assert all(kernel["tuned"] and kernel["trials"] >= 1 for kernel in kernels), kernels
-    assert compiled.metadata["tuning_database"] == str(directory)
+    compiled = compile_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=directory), name="tiny")
+    kernels = compiled.metadata.kernels
+    assert all(kernel.tuned and kernel.trials >= 1 for kernel in kernels), kernels
+    assert compiled.metadata.tuning_database == str(directory)
     x = torch.randn(40, *SHAPE, generator=torch.Generator().manual_seed(2))
     result = check_against_eager(compiled, model, x, varying=False)  # two gates: few distinct patterns
     assert 0.0 < np.concatenate(result.decisions, axis=1).mean() < 1.0
@@ -59,7 +59,7 @@ def test_distributed_tuning_measured_candidates_on_both_servers(tuned, loopback_
 
 def test_tuning_again_resumes_from_the_database(tuned):
     model, directory, _ = tuned
-    again = tune_model(model, SHAPE, "x86", 40, str(directory), channel_buckets=BUCKETS, show_progress=False)
+    again = tune_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=directory), 40, show_progress=False)
     assert again.trials_before == 40 and again.trials_measured == 0
 
 
@@ -67,8 +67,8 @@ def test_kernels_without_records_are_named_and_marked_untuned(tuned, caplog):
     _, directory, _ = tuned
     other = tiny_model(width=6)  # other shapes: no record matches
     with caplog.at_level(logging.WARNING):
-        compiled = compile_model(other, "tiny6", SHAPE, channel_buckets=BUCKETS, database_dir=str(directory))
-    untuned = [kernel["name"] for kernel in compiled.metadata["kernels"] if not kernel["tuned"]]
+        compiled = compile_model(other, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=directory), name="tiny6")
+    untuned = [kernel.name for kernel in compiled.metadata.kernels if not kernel.tuned]
     assert untuned and "have no tuning record" in caplog.text and untuned[0] in caplog.text
 
 
@@ -85,8 +85,8 @@ ROOT = Path(__file__).parent.parent
 TUNE_SCRIPT = """
 import sys
 from tests.tiny import tiny_model, SHAPE, BUCKETS
-from lcnet_tvm.compiler import tune_model
-report = tune_model(tiny_model(), SHAPE, "x86", 40, sys.argv[1], channel_buckets=BUCKETS, show_progress=False)
+from lcnet_tvm import CompileOptions, tune_model
+report = tune_model(tiny_model(), SHAPE, CompileOptions(channel_buckets=BUCKETS, database=sys.argv[1]), 40, show_progress=False)
 print("interrupted" if report.interrupted else "finished", report.trials_before + report.trials_measured)
 """
 
@@ -156,9 +156,9 @@ def test_a_half_written_record_from_a_killed_tune_is_dropped_and_a_corrupt_line_
     config = get_target("x86").config()
     assert sum(TuningDatabase(copy, config).trials_by_workload().values()) == 40  # a reader reads around it
     assert records.read_bytes() != complete  # ... and leaves the file alone (a tune may be appending)
-    compiled = compile_model(model, "tiny", SHAPE, channel_buckets=BUCKETS, database_dir=str(copy))
-    assert all(kernel["tuned"] for kernel in compiled.metadata["kernels"])
-    again = tune_model(model, SHAPE, "x86", 40, str(copy), channel_buckets=BUCKETS, show_progress=False)
+    compiled = compile_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=copy), name="tiny")
+    assert all(kernel.tuned for kernel in compiled.metadata.kernels)
+    again = tune_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=copy), 40, show_progress=False)
     assert again.trials_before == 40 and records.read_bytes() == complete  # the tune cut the partial line off
     lines = complete.splitlines(keepends=True)
     records.write_bytes(b"".join([*lines[:3], b'[0, ["garbage"\n', *lines[3:]]))
@@ -169,11 +169,12 @@ def test_a_half_written_record_from_a_killed_tune_is_dropped_and_a_corrupt_line_
 def test_without_usable_shipped_records_the_untuned_kernels_are_named(monkeypatch, caplog):
     monkeypatch.setattr(shipped_tuning, "SHIPPED_TUNING_DIR", Path("/nonexistent"))  # e.g. a CPU without AVX2
     assert shipped_tuning.target_and_records("lcnet_resnet20_cifar") == ("x86", None)
-    kernels = compile_model(tiny_model(), "tiny", SHAPE, channel_buckets=BUCKETS).metadata["kernels"]
+    compiled = compile_model(tiny_model(), SHAPE, CompileOptions(channel_buckets=BUCKETS), name="tiny")
+    kernels = compiled.metadata.kernels
     with caplog.at_level(logging.WARNING):
-        shipped_tuning.warn_untuned("lcnet_resnet20_cifar", kernels)
+        shipped_tuning.warn_untuned("lcnet_resnet20_cifar", compiled.metadata.untuned_kernels)
     assert f"these {len(kernels)} kernels run untuned" in caplog.text
-    assert all(kernel["name"] in caplog.text for kernel in kernels)
+    assert all(kernel.name in caplog.text for kernel in kernels)
 
 
 def test_the_search_population_grows_with_a_kernels_budget():

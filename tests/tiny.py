@@ -2,7 +2,7 @@
 
 import torch
 
-from lcnet_tvm.models import LCResNet, zoo_config
+from lcnet_tvm.model.resnet import LCResNet, zoo_config
 
 from .conftest import randomize
 

@@ -1,10 +1,9 @@
 """ExposeExecutedWork: structure (Before/Expected)."""
 
 import tvm
+from lcnet_tvm.passes.executed_work import ExposeExecutedWork
 from tvm.script import ir as I
 from tvm.script import relax as R
-
-from lcnet_tvm.passes.executed_work import ExposeExecutedWork
 
 
 @I.ir_module
@@ -35,5 +34,8 @@ class WithWorkFlags:
 
 def test_every_gate_gets_a_work_flag_that_says_everything_ran():
     tvm.ir.assert_structural_equal(ExposeExecutedWork()(Imported), WithWorkFlags)
+
+
+def test_a_module_with_work_flags_is_unchanged():
     again = ExposeExecutedWork()(WithWorkFlags)
     tvm.ir.assert_structural_equal(again, WithWorkFlags)

@@ -2,9 +2,8 @@
 
 import numpy as np
 import tvm
-from tvm import relax
-
 from lcnet_tvm.passes.fold_batch_norm import FoldBatchNorm
+from tvm import relax
 
 RNG = np.random.default_rng(0)
 WEIGHT = RNG.normal(size=(4, 3, 3, 3)).astype("float32")

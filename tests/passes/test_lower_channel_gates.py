@@ -4,21 +4,21 @@ import numpy as np
 import pytest
 import torch
 import tvm
+from lcnet_tvm.passes.executed_work import ExposeExecutedWork
+from lcnet_tvm.passes.gate_regions import find_gate_regions
+from lcnet_tvm.passes.lower_channel_gates import LowerChannelGates
 from torch import nn
 from tvm.script import ir as I
 from tvm.script import relax as R
 
-from lcnet_tvm.compiler import compile_model
-from lcnet_tvm.gate_forms import channel_buckets
-from lcnet_tvm.importer import import_model
-from lcnet_tvm.models import GatedBasicBlock
-from lcnet_tvm.passes.executed_work import ExposeExecutedWork
-from lcnet_tvm.passes.find_gates import find_gate_regions
-from lcnet_tvm.passes.lower_channel_gates import LowerChannelGates
+from lcnet_tvm import CompileOptions, compile_model
+from lcnet_tvm.compiler.gate_forms import channel_buckets
+from lcnet_tvm.compiler.importer import import_model
+from lcnet_tvm.model.resnet import GatedBasicBlock
 
 from ..conftest import randomize
 from ..equivalence import check_against_eager
-from .test_find_gates import LayerGatedBlock
+from .test_gate_regions import LayerGatedBlock
 
 
 @I.ir_module
@@ -211,8 +211,8 @@ def test_a_width_one_channel_gate_skips_its_channel():
     model = randomize(WidthOneBlockNet(), torch.randn(64, *shape, generator=torch.Generator().manual_seed(0)), seed=3)
     imported = import_model(model, (1, *shape))
     assert [region.kind for region in find_gate_regions(imported.mod["main"])] == ["layer", "channel"]
-    compiled = compile_model(model, "width-one", shape, batch_size=1, channel_buckets=1)
-    assert [gate["lowered"] for gate in compiled.metadata["gates"]] == [True, True]
+    compiled = compile_model(model, shape, CompileOptions(batch_size=1, channel_buckets=1), name="width-one")
+    assert [gate.lowered for gate in compiled.metadata.gates] == [True, True]
     x = torch.randn(48, *shape, generator=torch.Generator().manual_seed(1))
     result = check_against_eager(compiled, model, x, varying=False)
     # Some samples skip the channel, and check_against_eager held their work flags to "not computed".

@@ -2,15 +2,15 @@
 
 import pytest
 import tvm
+from lcnet_tvm.passes.executed_work import ExposeExecutedWork
+from lcnet_tvm.passes.lower_layer_gates import LowerLayerGates
 from tvm.script import ir as I
 from tvm.script import relax as R
 
-from lcnet_tvm.importer import import_model
-from lcnet_tvm.passes.executed_work import ExposeExecutedWork
-from lcnet_tvm.passes.lower_layer_gates import LowerLayerGates
+from lcnet_tvm.compiler.importer import import_model
 
 from ..architectures import VGGWithChannelGates
-from .test_find_gates import LayerGatedBlock
+from .test_gate_regions import LayerGatedBlock
 
 
 @I.ir_module

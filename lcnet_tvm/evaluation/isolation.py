@@ -29,8 +29,8 @@ from typing import Protocol
 import numpy as np
 import psutil
 
-from .errors import LcnetError
-from .timing import take_turn
+from lcnet_tvm.errors import LcnetError
+from lcnet_tvm.evaluation.timing import take_turn
 
 #: Seconds between checks that a worker still lives while waiting for its answer.
 LIVENESS_POLL_S = 1.0
@@ -89,7 +89,7 @@ def _serve(connection) -> None:
 class IsolatedSystem:
     """One system in a worker process: started at once, built there; :meth:`ready` waits for it.
 
-    The worker is a fresh interpreter (``python -m lcnet_tvm.isolation``), not a multiprocessing
+    The worker is a fresh interpreter (``python -m lcnet_tvm.evaluation.isolation``), not a multiprocessing
     child: that would re-import the caller's main module, which a user's script may not guard.
     Its standard output goes to our standard error, so runtimes' messages never mix with a report.
     """

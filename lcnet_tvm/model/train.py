@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .data import Dataset
-from .errors import LcnetError
-from .train_config import TrainConfig
-from .flops import FlopsCounter
-from .gates import find_gates, gate_infos, record_gate_scores
+from lcnet_tvm.errors import LcnetError
+from lcnet_tvm.model.data import Dataset
+from lcnet_tvm.model.flops import FlopsCounter
+from lcnet_tvm.model.gates import find_gates, gate_infos, record_gate_scores
+from lcnet_tvm.model.train_config import TrainConfig
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import logging
 import torch
 from torch import nn
 
-from .errors import LcnetError
-from .flops import FlopsCounter
-from .gates import find_gates
-from .verify import eager_outputs
+from lcnet_tvm.errors import LcnetError
+from lcnet_tvm.evaluation.verify import eager_outputs
+from lcnet_tvm.model.flops import FlopsCounter
+from lcnet_tvm.model.gates import find_gates
 
 logger = logging.getLogger(__name__)
 

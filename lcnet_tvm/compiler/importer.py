@@ -12,8 +12,8 @@ from torch import nn
 from tvm.relax.frontend import detach_params
 from tvm.relax.frontend.torch import from_exported_program
 
-from .gates import GateInfo, WithGateScores, gate_infos
-from .passes.find_gates import GATE_KINDS_ATTR
+from lcnet_tvm.model.gates import GateInfo, WithGateScores, gate_infos
+from lcnet_tvm.passes.gate_regions import GATE_KINDS_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def import_model(model: nn.Module, input_shape: tuple[int, int, int, int]) -> Im
     """Import ``model`` (any ``nn.Module`` built with the gate modules) for inputs of ``input_shape`` (NCHW).
 
     The model is exported in eval mode with a static batch size. Gate scores are
-    extra outputs, in :func:`~lcnet_tvm.gates.find_gates` order.
+    extra outputs, in :func:`~lcnet_tvm.model.gates.find_gates` order.
     """
     was_training = model.training
     model.eval()

@@ -1,8 +1,8 @@
 """The strongest eager LC-Net we can write: real block skipping and channel gathering in PyTorch.
 
-The mask form (:mod:`lcnet_tvm.models`) computes every block and channel and
+The mask form (:mod:`lcnet_tvm.model.resnet`) computes every block and channel and
 multiplies by the gate scores. :class:`SkippingResNet` runs the same
-:class:`~lcnet_tvm.models.LCResNet` (same weights, same outputs up to float
+:class:`~lcnet_tvm.model.resnet.LCResNet` (same weights, same outputs up to float
 rounding) the way a careful PyTorch user would, to give the compiler a fair
 opponent:
 
@@ -15,7 +15,7 @@ opponent:
   inputs), scaled by the gate scores, so per sample it equals the mask form.
 
 Data-dependent Python branches and ``nonzero`` make it hostile to graph
-capture: ``torch.compile`` breaks the graph at each (see :mod:`lcnet_tvm.bench`).
+capture: ``torch.compile`` breaks the graph at each (see :mod:`lcnet_tvm.evaluation.bench`).
 Each forward (unless ``record=False``) records, per gate, which blocks and channels it computed for each
 sample (:attr:`SkippingResNet.computed`) so executed FLOPs are counted from what ran.
 """
@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ModelError
-from .gates import find_gates
-from .models import GatedBasicBlock, LCResNet
+from lcnet_tvm.errors import ModelError
+from lcnet_tvm.model.gates import find_gates
+from lcnet_tvm.model.resnet import GatedBasicBlock, LCResNet
 
 
 def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +94,7 @@ class _SkippingBlock(nn.Module):
 
 
 class SkippingResNet(nn.Module):
-    """An :class:`~lcnet_tvm.models.LCResNet` in eval mode that skips what its gates skip."""
+    """An :class:`~lcnet_tvm.model.resnet.LCResNet` in eval mode that skips what its gates skip."""
 
     def __init__(self, model: nn.Module, record: bool = True):
         super().__init__()

@@ -1,26 +1,26 @@
 """``lcnet-tvm bench``: compiled vs eager vs peer-runtime latency, measured side by side in one run.
 
-Systems (:mod:`lcnet_tvm.systems`):
+Systems (:mod:`lcnet_tvm.evaluation.systems`):
 
 * ``eager-dense``: the PyTorch backbone without gates;
 * ``eager-mask``: the LC-Net in mask form, as research code runs it;
-* ``eager-skip``: :class:`~lcnet_tvm.eager_skip.SkippingResNet`, real skipping and gathering;
+* ``eager-skip``: :class:`~lcnet_tvm.evaluation.eager_skip.SkippingResNet`, real skipping and gathering;
 * ``torch-compile``: ``torch.compile`` of the faster of those two (picked by a
   short pre-run); its graph breaks are reported;
 * ``tvm-dense``, ``tvm-mask``, ``tvm-gated``: our compiled dense backbone, mask
   form and gated form, with the tuning records of ``--db`` (or the shipped ones);
 * ``ort-dense``, ``ort-mask``, ``openvino-dense``, ``openvino-mask``: ONNX exports
   of the dense backbone and of the mask form in ONNX Runtime and OpenVINO
-  (:mod:`lcnet_tvm.peers`), the strongest ways a user could run the model without us.
+  (:mod:`lcnet_tvm.evaluation.peers`), the strongest ways a user could run the model without us.
 
-Every system runs in a worker process of its own (:mod:`lcnet_tvm.isolation`), its
+Every system runs in a worker process of its own (:mod:`lcnet_tvm.evaluation.isolation`), its
 logits checked against eager on every benchmark batch before it is timed; the
-processes take turns within each round (:func:`~lcnet_tvm.timing.measure_interleaved`),
+processes take turns within each round (:func:`~lcnet_tvm.evaluation.timing.measure_interleaved`),
 so machine drift hits all alike, and every round feeds all systems the same
 batch, cycling through :data:`BENCH_BATCHES` batches of held-out samples. Eager
 systems run under ``torch.inference_mode``. Warm-up runs every batch once through
 every system (``torch.compile`` compiles for what it sees there). An operating
-point is a gate threshold shift (:mod:`~lcnet_tvm.calibrate`); several points
+point is a gate threshold shift (:mod:`~lcnet_tvm.evaluation.calibrate`); several points
 sweep latency against executed FLOPs.
 """
 
@@ -41,25 +41,33 @@ import torch
 import tvm
 from tqdm import tqdm
 
-from .calibrate import CALIBRATION_INPUTS, calibrate_gates, calibration_inputs
-from .checkpoint import LoadedModel
-from .compiler import compile_model
-from .demo import dataset_for
-from .eager_skip import SkippingResNet
-from .errors import LcnetError
-from .files import write_atomically
-from .flops import FlopsCounter
-from .gate_forms import DEFAULT_CHANNEL_BUCKETS
-from .gates import WithGateScores, without_gates
-from .isolation import IsolatedSystem, Runner
-from .peers import PeerRunner, export_onnx, unavailable
-from .profiling import profile_calls
-from .runtime import CompiledModel
-from .shipped_tuning import target_and_records
-from .systems import DENSE_PEERS, DENSE_SYSTEMS, EAGER_SYSTEMS, NON_TVM_SYSTEMS, PEER_FORMS, SYSTEMS, TVM_FORMS
-from .targets import get_target
-from .timing import measure_interleaved, timed_rounds
-from .verify import EagerReference, eager_reference, scaled_error
+from lcnet_tvm.compiler.driver import compile_model
+from lcnet_tvm.compiler.gate_forms import DEFAULT_CHANNEL_BUCKETS
+from lcnet_tvm.compiler.options import CompileOptions
+from lcnet_tvm.errors import LcnetError
+from lcnet_tvm.evaluation.calibrate import CALIBRATION_INPUTS, calibrate_gates, calibration_inputs
+from lcnet_tvm.evaluation.eager_skip import SkippingResNet
+from lcnet_tvm.evaluation.isolation import IsolatedSystem, Runner
+from lcnet_tvm.evaluation.peers import PeerRunner, export_onnx, unavailable
+from lcnet_tvm.evaluation.systems import (
+    DENSE_PEERS,
+    DENSE_SYSTEMS,
+    EAGER_SYSTEMS,
+    NON_TVM_SYSTEMS,
+    PEER_FORMS,
+    SYSTEMS,
+    TVM_FORMS,
+)
+from lcnet_tvm.evaluation.timing import measure_interleaved, timed_rounds
+from lcnet_tvm.evaluation.verify import EagerReference, eager_reference, scaled_error
+from lcnet_tvm.model.checkpoint import LoadedModel, dataset_for
+from lcnet_tvm.model.flops import FlopsCounter
+from lcnet_tvm.model.gates import WithGateScores, without_gates
+from lcnet_tvm.runtime.compiled_model import CompiledModel
+from lcnet_tvm.runtime.instrument import profile_kernels
+from lcnet_tvm.schedules.shipped import target_and_records
+from lcnet_tvm.support.files import write_atomically
+from lcnet_tvm.targets import DEFAULT_TARGET
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +79,7 @@ PICK_ROUNDS = 8
 
 @dataclass
 class BenchOptions:
+    #: Target name; None: the shipped records' target (or the default target where none run here).
     target_name: str | None = None
     #: Tuning records; None: the shipped ones for the model's architecture.
     database_dir: str | None = None
@@ -93,24 +102,32 @@ class BenchOptions:
             raise LcnetError(f"unknown systems {unknown or '(none given)'}; choose from {', '.join(SYSTEMS)}")
         if self.profile and "tvm-gated" not in self.systems:
             raise LcnetError("--profile breaks down tvm-gated: include it in the systems")
+        self.compile_options(self.target_name or DEFAULT_TARGET, None)  # raises on a bad target or bucket count
+
+    def compile_options(self, target: str, database: str | None) -> CompileOptions:
+        """How the TVM systems are compiled (each with its own gate form)."""
+        return CompileOptions(target, batch_size=self.batch, channel_buckets=self.channel_buckets, database=database)
+
+    def resolved(self, architecture: str) -> CompileOptions:
+        """:meth:`compile_options` with the records of ``--db``, or else the shipped ones for ``architecture``."""
+        target, database = self.target_name, self.database_dir
+        if database is None:
+            shipped_target, database = target_and_records(architecture)
+            target = target or shipped_target
+        return self.compile_options(target or DEFAULT_TARGET, database)
 
 
 def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
     """Measure ``options.systems`` on ``loaded`` at each operating point; the report follows the JSON schema."""
     options.validate()
-    target_name, database_dir = options.target_name, options.database_dir
-    if database_dir is None:
-        shipped_target, database_dir = target_and_records(loaded.name)
-        target_name = target_name or shipped_target
-    target_name = target_name or "x86"
-    if database_dir is None and any(name in TVM_FORMS for name in options.systems):
+    compile_options = options.resolved(loaded.name)
+    if compile_options.database is None and any(name in TVM_FORMS for name in options.systems):
         raise LcnetError(
             f"no tuning records for {loaded.name} run on this machine: tune with "
             f"`lcnet-tvm tune --model {loaded.name} --gates G --db DIR` for each TVM system's gate form "
             "and pass --db DIR (untuned TVM code is no baseline anyone would use)"
         )
-    device_type = get_target(target_name).device_type
-    left_out = _left_out_peers(options.systems, device_type)
+    left_out = _left_out_peers(options.systems, compile_options.target.device_type)
     if len(left_out) == len(options.systems):
         raise LcnetError(f"nothing left to measure: {'; '.join(f'{name}: {why}' for name, why in left_out.items())}")
     shape = loaded.config.input_shape
@@ -121,21 +138,21 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
     batches = [data[i * options.batch : (i + 1) * options.batch].contiguous() for i in range(BENCH_BATCHES)]
     calibration = calibration_inputs(data)
     counter = FlopsCounter.from_model(loaded.model, shape)
-    with _Bench(loaded, options, target_name, device_type, database_dir, batches, counter, left_out) as bench:
+    with _Bench(loaded, options, compile_options, batches, counter, left_out) as bench:
         points = [bench.measure_point(fraction, calibration) for fraction in options.flops_fractions]
         runtimes = bench.runtimes
     first = points[0]
     return {
         "model": loaded.name,
         "source": loaded.source,
-        "target": target_name,
+        "target": compile_options.target.name,
         "batch": options.batch,
         "input_shape": [options.batch, *shape],
         # Threads each runtime's pool used, as the worker processes that ran them report it.
         "threads": {"torch": torch.get_num_threads(), **{runtime: info["threads"] for runtime, info in runtimes.items()}},
         "runtimes": runtimes,
         "left_out": left_out,
-        "tuning_database": database_dir,
+        "tuning_database": str(compile_options.database) if compile_options.database else None,
         "tuning_trials": first["tuning_trials"],
         "dense_gflops": counter.dense_flops / 1e9,
         "flops_per": "sample",
@@ -198,12 +215,11 @@ def _runtime_of(system: str) -> str:
 class _Bench(contextlib.AbstractContextManager):
     """What stays the same across operating points: the dense systems and exports, the batches, the progress bar."""
 
-    def __init__(self, loaded, options, target_name, device_type, database_dir, batches, counter, left_out):
+    def __init__(self, loaded, options, compile_options, batches, counter, left_out):
         self.loaded = loaded
         self.options = options
-        self.target_name = target_name
-        self.device_type = device_type
-        self.database_dir = database_dir
+        self.compile_options = compile_options
+        self.device_type = compile_options.target.device_type
         self.batches = [batch.numpy() for batch in batches]
         self.counter = counter
         self.left_out = left_out
@@ -233,10 +249,8 @@ class _Bench(contextlib.AbstractContextManager):
 
     def compile(self, model: torch.nn.Module, system: str) -> CompiledModel:
         self.step(f"compiling {system}")
-        return compile_model(
-            model, self.loaded.name, self.loaded.config.input_shape, self.target_name, self.options.batch,
-            gate_form=TVM_FORMS[system], channel_buckets=self.options.channel_buckets, database_dir=self.database_dir,
-        )
+        options = self.compile_options.replace(gate_form=TVM_FORMS[system])
+        return compile_model(model, self.loaded.config.input_shape, options, name=self.loaded.name)
 
     def onnx(self, model: torch.nn.Module, form: str, directory: Path) -> Path:
         """An ONNX export of the dense backbone (made once) or of ``model`` in mask form."""
@@ -284,7 +298,7 @@ class _Bench(contextlib.AbstractContextManager):
             system.save(directory / name)
             runners[name] = CompiledRunner(str(directory / name))
             flops[name] = float(np.mean([system.run(batch).executed_flops.mean() for batch in self.batches]))
-            extra[name]["tuning"] = system.tuning
+            extra[name]["tuning"] = system.tuning.to_json()
         for name, (runtime, form) in PEER_FORMS.items():
             if name in selected:
                 path = self.onnx(model, form, directory)
@@ -320,12 +334,12 @@ class _Bench(contextlib.AbstractContextManager):
             "flops_fraction": flops_fraction,
             "gate_shift": shift,
             "systems": systems,
-            "tuning_trials": {name: compiled[name].tuning["trials"] for name in compiled},
+            "tuning_trials": {name: compiled[name].tuning.trials for name in compiled},
             **_ratios(systems, dense / 1e9),
         }
         if self.options.profile:
             self.step("profiling tvm-gated")
-            point["profile"] = profile_calls(compiled["tvm-gated"], self.batches, self.options.iterations)
+            point["profile"] = profile_kernels(compiled["tvm-gated"], self.batches, self.options.iterations)
         return point
 
     def _isolated(self, workers: contextlib.ExitStack, name: str, runner: Runner) -> IsolatedSystem:
@@ -476,17 +490,21 @@ def _format_point(point: dict, dense_gflops: float, runtimes: dict[str, dict]) -
 
 
 def _format_profile(profile: dict) -> list[str]:
+    calls = ", ".join(f"{count:.0f} {kind}" for kind, count in profile["calls_outside_kernels"].items())
     lines = [
-        f"  tvm-gated profile: {profile['plain_ms']:.3f} ms per inference through the VM alone, "
-        f"{profile['vm_calls']:.0f} VM calls (Relax VM call instrument, {profile['rounds']} inferences; "
-        f"estimates less its mean cost of {profile['instrument_overhead_us_per_call']:.1f} us per call)",
+        f"  tvm-gated profile: {profile['plain_ms']:.3f} ms per inference through the VM alone ({profile['rounds']} "
+        f"inferences), {profile['vm_calls']:.0f} VM calls; each kernel timed alone on its recorded arguments; "
+        f"outside kernels {profile['outside_kernels_ms']:.3f} ms ({profile['outside_kernels_fraction']:.0%}; {calls})",
     ]
     lines += [
-        f"    {category:<42} {row['ms']:8.3f} ms {row['calls']:8.1f} calls"
+        f"    {category:<66} {row['ms']:8.3f} ms {row['calls']:8.1f} calls"
         for category, row in profile["categories"].items()
     ]
-    lines.append("    slowest calls:")
-    lines += [f"      {kernel['name']:<40} {kernel['ms']:8.3f} ms {kernel['calls']:8.1f} calls" for kernel in profile["kernels"][:8]]
+    lines.append("    slowest kernels:")
+    lines += [
+        f"      {kernel['name']:<40} {kernel['ms']:8.3f} ms {kernel['calls']:8.1f} calls {kernel['us_per_call']:8.1f} us each"
+        for kernel in profile["kernels"][:8]
+    ]
     return lines
 
 

@@ -3,13 +3,13 @@
 import logging
 
 import pytest
+from lcnet_tvm.passes.gate_regions import find_gate_regions
 from tvm.script import ir as I
 from tvm.script import relax as R
 
-from lcnet_tvm.flops import FlopsCounter
-from lcnet_tvm.importer import import_model
-from lcnet_tvm.models import build_model
-from lcnet_tvm.passes.find_gates import find_gate_regions
+from lcnet_tvm.compiler.importer import import_model
+from lcnet_tvm.model.flops import FlopsCounter
+from lcnet_tvm.model.resnet import build_model
 
 from ..architectures import BottleneckNet, VGGWithChannelGates
 

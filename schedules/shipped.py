@@ -19,11 +19,14 @@ import tempfile
 from pathlib import Path
 
 from lcnet_tvm.schedules.database import RECORDS_FILE, TARGET_FILE, WORKLOADS_FILE
-from lcnet_tvm.targets import get_target
+from lcnet_tvm.targets import DEFAULT_TARGET, get_target
+
+import lcnet_tvm
 
 logger = logging.getLogger(__name__)
 
-SHIPPED_TUNING_DIR = Path(__file__).parent / "tuning"
+#: In the ``lcnet_tvm`` package (this module installs elsewhere: ``schedules/`` is its own folder).
+SHIPPED_TUNING_DIR = Path(lcnet_tvm.__file__).parent / "tuning"
 COMPRESSED_FILES = (WORKLOADS_FILE + ".gz", RECORDS_FILE + ".gz")
 
 
@@ -69,7 +72,7 @@ def shipped_records(architecture: str) -> tuple[str, Path] | None:
     return None
 
 
-def target_and_records(architecture: str, default_target: str = "x86") -> tuple[str, str | None]:
+def target_and_records(architecture: str, default_target: str = DEFAULT_TARGET) -> tuple[str, str | None]:
     """The target to compile for and the shipped records to use (``None``: none run here; see :func:`warn_untuned`)."""
     shipped = shipped_records(architecture)
     if shipped is None:
@@ -77,10 +80,10 @@ def target_and_records(architecture: str, default_target: str = "x86") -> tuple[
     return shipped[0], str(shipped[1])
 
 
-def warn_untuned(architecture: str, kernels: list[dict]) -> None:
+def warn_untuned(architecture: str, kernels: list[str]) -> None:
     """Say which kernels of a build without records run untuned, and how to tune them."""
     logger.warning(
         "no shipped tuning records for %s run on this machine; these %d kernels run untuned: %s "
         "(tune them with `lcnet-tvm tune --model %s --db DIR`, then pass --db DIR)",
-        architecture, len(kernels), ", ".join(kernel["name"] for kernel in kernels), architecture,
+        architecture, len(kernels), ", ".join(kernels), architecture,
     )

@@ -6,33 +6,18 @@ import logging
 
 import torch
 
-from .checkpoint import LoadedModel, resolve_model
-from .compiler import compile_model
-from .data import Dataset, load_cifar10, load_digits
-from .errors import LcnetError
-from .flops import FlopsCounter
-from .gate_forms import DEFAULT_CHANNEL_BUCKETS, DEFAULT_GATE_FORM
-from .gates import WithGateScores
-from .runtime import CompiledModel
-from .shipped_tuning import target_and_records, warn_untuned
-from .timing import in_process, measure_interleaved
-from .train import evaluate, gate_statistics
-from .verify import compare_with_eager
+from lcnet_tvm.compiler.driver import compile_model
+from lcnet_tvm.compiler.options import CompileOptions
+from lcnet_tvm.evaluation.timing import in_process, measure_interleaved
+from lcnet_tvm.evaluation.verify import compare_with_eager
+from lcnet_tvm.model.checkpoint import dataset_for, resolve_model
+from lcnet_tvm.model.flops import FlopsCounter
+from lcnet_tvm.model.gates import WithGateScores
+from lcnet_tvm.model.train import evaluate, gate_statistics
+from lcnet_tvm.runtime.compiled_model import CompiledModel
+from lcnet_tvm.schedules.shipped import target_and_records, warn_untuned
 
 logger = logging.getLogger(__name__)
-
-
-def dataset_for(loaded: LoadedModel, cifar10_dir: str | None = None) -> Dataset:
-    """The data set a checkpoint was trained on (its recorded split); digits for untrained zoo models."""
-    recorded = loaded.info.get("dataset", {"name": "digits"})
-    if recorded["name"] == "cifar10":
-        if cifar10_dir is None:
-            raise LcnetError(f"{loaded.source} was trained on CIFAR-10: pass --cifar10 DIR to evaluate it")
-        return load_cifar10(cifar10_dir)
-    config = loaded.config
-    return load_digits(
-        config.input_size, config.in_channels, recorded.get("test_fraction", 0.2), recorded.get("seed", 0)
-    )
 
 
 def measure_latency(
@@ -53,44 +38,45 @@ def measure_latency(
 
 def run_demo(
     model_spec: str | None = None,
+    options: CompileOptions | None = None,
     cifar10_dir: str | None = None,
     latency_iterations: int = 30,
-    gate_form: str = DEFAULT_GATE_FORM,
-    channel_buckets: int = DEFAULT_CHANNEL_BUCKETS,
 ) -> dict:
-    """Compile with ``gate_form`` and check it against eager; time it beside eager (and mask form)."""
+    """Compile with ``options`` (gate form, buckets; the target and records are the shipped ones that run
+    here) and check it against eager; time it beside eager (and mask form)."""
+    options = options or CompileOptions()
     loaded = resolve_model(model_spec)
     dataset = dataset_for(loaded, cifar10_dir)
     model = loaded.model.eval()
     counter = FlopsCounter.from_model(model, loaded.config.input_shape)
     eager = evaluate(model, dataset.x_test, dataset.y_test, counter)
-    target_name, records = target_and_records(loaded.name)
+    target_name, records = target_and_records(loaded.name, options.target.name)
+    options = options.replace(target=target_name, database=records)
     systems = {
         form: compile_model(
-            model, loaded.name, loaded.config.input_shape, target_name, extra_metadata={"source": loaded.source},
-            gate_form=form, channel_buckets=channel_buckets, database_dir=records,
+            model, loaded.config.input_shape, options.replace(gate_form=form), name=loaded.name, source=loaded.source
         )
-        for form in dict.fromkeys(["mask", gate_form])
+        for form in dict.fromkeys(["mask", options.gate_form])
     }
-    compiled = systems[gate_form]
+    compiled = systems[options.gate_form]
     if records is None:
-        warn_untuned(loaded.name, compiled.metadata["kernels"])
+        warn_untuned(loaded.name, compiled.metadata.untuned_kernels)
     result, agree = compare_with_eager(compiled, model, dataset.x_test)
     fractions = result.executed_flops / counter.dense_flops
     decided = result.decided_flops / counter.dense_flops
     latency = measure_latency(systems, model, dataset.x_test[:1], latency_iterations)
-    tuning = {f"tvm-{form}": system.tuning for form, system in systems.items()}
+    tuning = {f"tvm-{form}": system.tuning.to_json() for form, system in systems.items()}
     return {
         "model": loaded.name,
         "source": loaded.source,
-        "gate_form": gate_form,
-        "channel_buckets": channel_buckets,
+        "gate_form": options.gate_form,
+        "channel_buckets": options.channel_buckets,
         "dataset": dataset.name,
         "samples": len(dataset.y_test),
-        "target": compiled.metadata["target"],
-        "kernels": compiled.tuning["kernels"],
-        "kernels_tuned": compiled.tuning["tuned"],
-        "tuning_trials": compiled.tuning["trials"],
+        "target": compiled.metadata.target,
+        "kernels": compiled.tuning.kernels,
+        "kernels_tuned": compiled.tuning.tuned,
+        "tuning_trials": compiled.tuning.trials,
         "accuracy": float((result.predictions == dataset.y_test.numpy()).mean()),
         "eager_accuracy": eager["accuracy"],
         "dense_gflops": counter.dense_flops / 1e9,

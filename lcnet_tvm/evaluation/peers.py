@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LcnetError
+from lcnet_tvm.errors import LcnetError
 
 #: What ``torch.onnx.export`` needs besides torch, then what each runtime needs.
 EXPORT_PACKAGES = ("onnx", "onnxscript")

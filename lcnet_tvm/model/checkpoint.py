@@ -11,12 +11,13 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelError
-from .files import write_atomically, write_json
-from .models import ZOO, LCResNet, ResNetConfig, zoo_config
+from lcnet_tvm.errors import LcnetError, ModelError
+from lcnet_tvm.model.data import Dataset, load_cifar10, load_digits
+from lcnet_tvm.model.resnet import ZOO, LCResNet, ResNetConfig, zoo_config
+from lcnet_tvm.support.files import write_atomically, write_json
 
 CHECKPOINT_FORMAT = "lcnet_tvm.checkpoint/1"
-CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
+CHECKPOINT_DIR = Path(__file__).parent.parent / "checkpoints"
 #: The default ``--model``: LC-ResNet-20 trained on the digits (see its .json beside it).
 SHIPPED_CHECKPOINT = CHECKPOINT_DIR / "lcnet_resnet20_digits.pt"
 
@@ -84,3 +85,16 @@ def resolve_model(spec: str | None, input_size: int | None = None, seed: int = 0
         config = config.replace(input_size=input_size)
     torch.manual_seed(seed)
     return LoadedModel(spec, LCResNet(config).eval(), "untrained")
+
+
+def dataset_for(loaded: LoadedModel, cifar10_dir: str | None = None) -> Dataset:
+    """The data set a checkpoint was trained on (its recorded split); digits for untrained zoo models."""
+    recorded = loaded.info.get("dataset", {"name": "digits"})
+    if recorded["name"] == "cifar10":
+        if cifar10_dir is None:
+            raise LcnetError(f"{loaded.source} was trained on CIFAR-10: pass --cifar10 DIR to evaluate it")
+        return load_cifar10(cifar10_dir)
+    config = loaded.config
+    return load_digits(
+        config.input_size, config.in_channels, recorded.get("test_fraction", 0.2), recorded.get("seed", 0)
+    )

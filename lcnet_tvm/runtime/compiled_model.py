@@ -1,13 +1,15 @@
 """The Python runtime wrapper: load a compiled artifact, run it, save it.
 
 An artifact is a directory holding ``model.so`` (the compiled Relax VM
-executable, weights included) and ``metadata.json`` (model name, input shape,
-target, TVM version, gates, kernels and whether each was tuned, FLOPs table).
-Running one needs TVM and numpy, not the PyTorch model.
+executable, weights included) and ``metadata.json`` (:class:`~.artifact.ArtifactMetadata`:
+model name, input shape, target, TVM version, gates, kernels and whether each
+was tuned, FLOPs table). Running one needs TVM, numpy and torch (the FLOPs
+accounting counts executed work with it), not the PyTorch model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import hashlib
@@ -24,15 +26,15 @@ import torch
 import tvm
 from tvm import relax
 
+from lcnet_tvm.errors import ArtifactError, InputError, OutputError
+from lcnet_tvm.model.flops import FlopsCounter
+from lcnet_tvm.model.gates import GateInfo
+from lcnet_tvm.support.native_stderr import quiet_native_noise
 from lcnet_tvm.targets import get_target
 from lcnet_tvm.targets.remote import RemoteDevice
 
-from .errors import ArtifactError, InputError, LcnetError, OutputError
-from .flops import FlopsCounter
-from .gates import GateInfo
-from .native_stderr import quiet_native_noise
+from .artifact import ArtifactMetadata, TuningSummary
 
-ARTIFACT_FORMAT = "lcnet_tvm.artifact/1"
 LIBRARY_FILE = "model.so"
 METADATA_FILE = "metadata.json"
 
@@ -92,24 +94,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_metadata(directory: Path) -> dict:
+def _read_metadata(directory: Path) -> ArtifactMetadata:
     if not directory.is_dir():
         raise ArtifactError(f"artifact directory {str(directory)!r} does not exist; create it with `lcnet-tvm compile -o DIR`")
     try:
-        metadata = json.loads((directory / METADATA_FILE).read_text())
+        data = json.loads((directory / METADATA_FILE).read_text())
     except FileNotFoundError:
         raise ArtifactError(f"{str(directory)!r} has no {METADATA_FILE}; it is not an lcnet_tvm artifact") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ArtifactError(f"{str(directory / METADATA_FILE)!r} is corrupt ({error}); recompile the artifact") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != ARTIFACT_FORMAT:
-        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-        raise ArtifactError(f"{str(directory)!r} has artifact format {found!r}, expected {ARTIFACT_FORMAT!r}; recompile it")
-    if metadata.get("tvm_version") != tvm.__version__:
-        raise ArtifactError(
-            f"{str(directory)!r} was built with TVM {metadata.get('tvm_version')!r} but this is TVM "
-            f"{tvm.__version__}; recompile it with `lcnet-tvm compile`"
-        )
-    return metadata
+    return ArtifactMetadata.from_json(data, str(directory))
 
 
 class CompiledModel:
@@ -118,19 +112,19 @@ class CompiledModel:
     def __init__(
         self,
         executable: tvm.runtime.Module | None,
-        metadata: dict,
+        metadata: ArtifactMetadata,
         library: Path | None = None,
         remote: RemoteDevice | None = None,
     ):
         self.metadata = metadata
         # A loaded library cannot be exported again: saving copies its file instead.
         self._library = library
-        self.target = get_target(metadata["target_name"])
+        self.target = get_target(metadata.target_name)
         self._executable = executable
         #: Where it runs: this machine, or a TVM RPC device (the library is uploaded and run there).
         self.remote = remote
         self._call_instance = None
-        self._flops = FlopsCounter.from_json(metadata["flops"])
+        self._flops = FlopsCounter.from_json(metadata.flops)
         # The Relax VM keeps per-call state: one caller at a time per loaded model.
         self._lock = threading.Lock()
 
@@ -139,7 +133,7 @@ class CompiledModel:
         """``batch -> outputs``, set up on first use: an artifact for another device can be compiled and saved here."""
         if self._call_instance is None:
             if self.remote is None:
-                self.target.check_runnable(self.metadata["target"])
+                self.target.check_runnable(self.metadata.target)
                 self._call_instance = _local_call(self._executable, self.target.device(), self.input_shape)
             else:
                 self._call_instance = _remote_call(self._library_file(), self.target.device_type, self.remote)
@@ -176,18 +170,28 @@ class CompiledModel:
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Compiled (batch, C, H, W)."""
-        return tuple(self.metadata["input_shape"])
+        return tuple(self.metadata.input_shape)
 
     @property
     def gates(self) -> list[GateInfo]:
-        return [GateInfo(gate["name"], gate["kind"], gate["channels"]) for gate in self.metadata["gates"]]
+        return [gate.info for gate in self.metadata.gates]
 
     @property
-    def tuning(self) -> dict:
+    def tuning(self) -> TuningSummary:
         """How many kernels there are, how many got a tuning record, and the trials measured for those."""
-        kernels = self.metadata["kernels"]
-        tuned = [kernel for kernel in kernels if kernel["tuned"]]
-        return {"kernels": len(kernels), "tuned": len(tuned), "trials": sum(kernel["trials"] for kernel in tuned)}
+        return self.metadata.tuning
+
+    def summary(self) -> str:
+        """A table of what was compiled: model, target, tuning, and what the code does with each gate."""
+        return self.metadata.summary()
+
+    def __repr__(self) -> str:
+        metadata, tuning = self.metadata, self.tuning
+        where = f" on {self.remote}" if self.remote is not None else ""
+        return (
+            f"<CompiledModel {metadata.model} for {metadata.target_name}{where}, input {self.input_shape}, "
+            f"{metadata.gate_form} gates ({len(metadata.gates)}), {tuning.tuned}/{tuning.kernels} kernels tuned>"
+        )
 
     @property
     def dense_flops(self) -> int:
@@ -199,14 +203,14 @@ class CompiledModel:
         directory = Path(directory)
         metadata = _read_metadata(directory)
         library = directory / LIBRARY_FILE
-        expected = metadata.get("library_sha256")
+        expected = metadata.library_sha256
         if not library.is_file():
             raise ArtifactError(f"{str(library)!r} is missing; recompile the artifact")
         if _sha256(library) != expected:
             raise ArtifactError(f"{str(library)!r} does not match its recorded checksum (corrupt or replaced); recompile it")
         if remote is not None:
             return cls(None, metadata, library, remote)
-        get_target(metadata.get("target_name", "?")).check_runnable(metadata.get("target", {}))
+        get_target(metadata.target_name).check_runnable(metadata.target)
         try:
             with quiet_native_noise():
                 executable = tvm.runtime.load_module(str(library))
@@ -232,8 +236,8 @@ class CompiledModel:
                 self.target.export_library(self._executable, str(staging / LIBRARY_FILE))
             else:
                 shutil.copyfile(self._library, staging / LIBRARY_FILE)
-            metadata = {**self.metadata, "library_sha256": _sha256(staging / LIBRARY_FILE)}
-            (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+            metadata = dataclasses.replace(self.metadata, library_sha256=_sha256(staging / LIBRARY_FILE))
+            (staging / METADATA_FILE).write_text(json.dumps(metadata.to_json(), indent=2) + "\n")
             if directory.exists():
                 shutil.rmtree(directory)
             staging.rename(directory)
@@ -279,7 +283,7 @@ class CompiledModel:
         with self._lock:
             call = self._call
             chunks = [call(x[start : start + batch]) for start in range(0, len(x), batch)]
-        gates = len(self.metadata["gates"])
+        gates = len(self.metadata.gates)
         logits, *scores = (_joined(parts)[:count] for parts in zip(*(chunk[: 1 + gates] for chunk in chunks)))
         flags = list(zip(*(chunk[1 + gates :] for chunk in chunks)))
         overflowed = np.flatnonzero(~np.isfinite(logits).all(axis=1))
@@ -333,4 +337,4 @@ def _remote_call(library: Path, device_type: str, remote: RemoteDevice):
     return call
 
 
-__all__ = ["ARTIFACT_FORMAT", "CompiledModel", "LcnetError", "RunResult"]
+__all__ = ["CompiledModel", "RunResult"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import LcnetError
+from lcnet_tvm.errors import LcnetError
 
 
 @dataclass

@@ -12,7 +12,7 @@ selected by a channel gate costs its dense FLOPs times the fraction of channels
 kept, and the gate networks themselves are always paid for.
 
 Which ops a gate controls comes from the gates' own declarations
-(:class:`~lcnet_tvm.gates.LayerGate` ``gated``, :class:`~lcnet_tvm.gates.ChannelGate`
+(:class:`~lcnet_tvm.model.gates.LayerGate` ``gated``, :class:`~lcnet_tvm.model.gates.ChannelGate`
 ``producer``/``consumers``), so any model built from the gate modules is counted.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .gates import ChannelGate, LayerGate, find_gates
+from lcnet_tvm.model.gates import ChannelGate, LayerGate, find_gates
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,8 @@ class FlopsCounter:
         return cls(ops, len(gates))
 
     def to_json(self) -> dict:
-        return {"ops": [dataclasses.asdict(op) for op in self.ops], "num_gates": self.num_gates}
+        ops = [{**dataclasses.asdict(op), "layer_gates": list(op.layer_gates)} for op in self.ops]  # as JSON reads back
+        return {"ops": ops, "num_gates": self.num_gates}
 
     @classmethod
     def from_json(cls, data: dict) -> FlopsCounter:
@@ -137,7 +138,7 @@ class FlopsCounter:
     def executed_flops(self, keeps: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per-sample executed FLOPs, shape ``(N,)``.
 
-        ``keeps`` holds, per gate (in :func:`~lcnet_tvm.gates.find_gates` order),
+        ``keeps`` holds, per gate (in :func:`~lcnet_tvm.model.gates.find_gates` order),
         the keep decisions of shape ``(N, 1)`` or ``(N, C)``: bool, or float in
         [0, 1] (a differentiable surrogate during training).
         """

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ModelError
-from .gates import ChannelGate, LayerGate
+from lcnet_tvm.errors import ModelError
+from lcnet_tvm.model.gates import ChannelGate, LayerGate
 
 
 class GatedBasicBlock(nn.Module):

@@ -9,9 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gates import THRESHOLD_ROUNDING, WithGateScores
-from .runtime import CompiledModel, RunResult
-
+from lcnet_tvm.model.gates import THRESHOLD_ROUNDING, WithGateScores
+from lcnet_tvm.runtime.compiled_model import CompiledModel, RunResult
 
 #: How far a system's logits may be from eager PyTorch's, scaled (see :func:`scaled_error`).
 LOGIT_TOLERANCE = 1e-4
@@ -34,7 +33,7 @@ class Agreement:
     #: :func:`scaled_error` of compiled against eager logits.
     max_scaled_error: float
     #: fraction of gate decisions (samples x gates x channels) that agree between eager and compiled:
-    #: equal, or at the threshold (see :data:`~lcnet_tvm.gates.THRESHOLD_ROUNDING`).
+    #: equal, or at the threshold (see :data:`~lcnet_tvm.model.gates.THRESHOLD_ROUNDING`).
     gate_agreement: float
     #: decisions that differ at the threshold: the keeping side's score is within rounding of 0.
     threshold_ties: int

@@ -18,7 +18,7 @@ gate's logit with different summation orders, so a logit within float32
 rounding of 0 may be kept by one and skipped by the other. Both apply the same
 rule (keep iff score > 0), and the score is continuous there: the side that
 keeps scales the unit by a score below :data:`THRESHOLD_ROUNDING`, so outputs
-agree to that order either way. Comparisons (:mod:`lcnet_tvm.verify`) count
+agree to that order either way. Comparisons (:mod:`lcnet_tvm.evaluation.verify`) count
 such a pair as a tie, not a mismatch; logits are held to the same tolerance.
 
 Training uses a straight-through estimator: the forward value is the hard
@@ -28,7 +28,7 @@ backward pass treats ``clamp(z, 0, 1)`` as ``min(z, 1)``, so a closed gate
 
 Each gate declares which sibling modules its decision controls (by attribute
 name, relative to the module that owns the gate). The FLOPs accounting in
-:mod:`lcnet_tvm.flops` reads these declarations; nothing else does.
+:mod:`lcnet_tvm.model.flops` reads these declarations; nothing else does.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def without_gates(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with its gate modules removed: the dense backbone, same weights.
 
     Each gate's attribute on its owner becomes ``None``; the owner's forward must
-    then run its units ungated, as :class:`~lcnet_tvm.models.GatedBasicBlock` does.
+    then run its units ungated, as :class:`~lcnet_tvm.model.resnet.GatedBasicBlock` does.
     """
     dense = copy.deepcopy(model)
     for name, _ in find_gates(dense):

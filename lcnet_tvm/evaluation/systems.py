@@ -2,9 +2,9 @@
 
 #: The eager PyTorch ways to run the model; tvm-gated's ``speedup_vs_best_eager`` is over the fastest.
 EAGER_SYSTEMS = ("eager-dense", "eager-mask", "eager-skip", "torch-compile")
-#: TVM system -> the gate form it is compiled with (:mod:`lcnet_tvm.gate_forms`).
-TVM_FORMS = {"tvm-dense": "dense", "tvm-mask": "mask", "tvm-gated": "lowered"}
-#: Runtimes a user could run an ONNX export of the model in instead of ours (:mod:`lcnet_tvm.peers`):
+#: TVM system -> the gate form it is compiled with (:mod:`lcnet_tvm.compiler.gate_forms`).
+TVM_FORMS = {"tvm-dense": "dense", "tvm-mask": "mask", "tvm-gated": "gated"}
+#: Runtimes a user could run an ONNX export of the model in instead of ours (:mod:`lcnet_tvm.evaluation.peers`):
 #: system -> (runtime, form); form "dense" is the backbone without gates, "mask" the LC-Net in mask form.
 PEER_FORMS = {
     "ort-dense": ("onnxruntime", "dense"),

@@ -1,0 +1,1 @@
+"""From a PyTorch LC-Net to a compiled artifact: options, import into Relax, the compile driver."""
