@@ -100,7 +100,8 @@ class ExposeExecutedWork:
 def add_skip_function(
     builder: relax.BlockBuilder, name: str, score_dtype: str, outputs: list[relax.TensorType]
 ) -> relax.GlobalVar:
-    """Add ``name(largest_score) -> tuple of zeros shaped like outputs``: what a skipped unit returns.
+    """Add ``name(largest_score) -> zeros shaped like outputs`` (a tuple; one tensor for one output): what a
+    skipped unit returns.
 
     Callers pass the largest score of the gate, 0 exactly when everything is
     skipped, and the zeros are broadcast from it: a literal ``zeros`` would be
@@ -114,5 +115,5 @@ def add_skip_function(
     with inner.function("skipped", [largest_score], private=True):
         zero = {dtype: largest_score if dtype == score_dtype else relax.op.astype(largest_score, dtype) for dtype in {str(ty.dtype) for ty in outputs}}
         fields = [relax.op.broadcast_to(zero[str(ty.dtype)], ty.shape) for ty in outputs]
-        inner.emit_func_output(inner.emit(relax.Tuple(fields)))
+        inner.emit_func_output(inner.emit(fields[0] if len(fields) == 1 else relax.Tuple(fields)))
     return builder.add_func(inner.get()["skipped"], name)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import tvm
 from tvm import relax
 
 from lcnet_tvm.compiler.gate_forms import DEFAULT_CHANNEL_BUCKETS, channel_buckets
 
 from .executed_work import add_skip_function, flat_bindings, rebuild_main, returned_fields, work_flag_position
+from .gate_kernels import channel_decision, channel_gather
 from .gate_regions import GateRegion, lowerable_regions, op_name
 
 logger = logging.getLogger(__name__)
@@ -28,21 +28,22 @@ class LowerChannelGates:
     (``producer conv -> per-channel ops -> * score -> consumer convs``) it
     produces, in ``main``::
 
-        keep = max(score, axis=0) > 0            # union over the batch, (C,)
-        order = argsort(where(keep, arange(C), C + arange(C)))   # kept first
-        count = sum(keep)
-        outs = if count == 0:        gate3_channels0()           # zeros
-               elif count <= b1:     gate3_channels{b1}(x, score4d, order)
-               ...
-               else:                 gate3_channels{C}(x, score4d, order)  # dense
+        decision = gate3_decision(score)     # one kernel (see gate_kernels.channel_decision):
+        order, computed, largest, at_most_0, at_most_b1, ... = decision
+        consumer = if at_most_0:     gate3_channels0(largest)                  # zeros
+                   elif at_most_b1:  gate3_channels{b1}(x, score4d, order)
+                   ...
+                   else:             gate3_channels{C}(x, score4d, order)       # dense
 
-    ``gate3_channels{b}`` gathers the first ``b`` channels of ``order``: rows
+    A channel is kept when any sample of the batch keeps it; ``order`` lists the
+    kept channels first. ``gate3_channels{b}`` gathers, in one kernel
+    (``gate3_channels{b}_gather``), the first ``b`` channels of ``order``: rows
     of the producer's weight, the per-channel constants and the score, and
     columns of each consumer's weight; the intermediate stays compact (b
     channels) and each consumer's output is dense. Every kernel has a static
     shape, so each bucket can be tuned. The padding channels (``b > count``)
     have score 0 for every sample, so the result is exactly the mask form's.
-    Each function also returns which channels it computed: the gate's work flag.
+    ``computed`` (which channels the chosen bucket computes) is the gate's work flag.
     A gate whose pattern this pass does not handle stays in mask form, with a warning.
     """
 
@@ -118,94 +119,90 @@ class _Dispatch:
         self.name = f"gate{region.index}_channels"
 
     def bindings(self) -> tuple[list[relax.VarBinding], relax.Var]:
-        """Bindings that pick a bucket and call its function; and the var holding the work flag."""
+        """Bindings that decide, pick a bucket and call its function; and the var holding the work flag."""
         dtype = self.region.score.ty.dtype
         name = f"gate{self.region.index}"
-        channel_max = relax.Var(f"{name}_channel_max", relax.TensorType((self.width,), dtype))
-        keep = relax.Var(f"{name}_keep", relax.TensorType((self.width,), "bool"))
-        sort_key = relax.Var(f"{name}_sort_key", relax.TensorType((self.width,), "int64"))
-        order = relax.Var(f"{name}_order", relax.TensorType((self.width,), "int64"))
-        count = relax.Var(f"{name}_count", relax.TensorType((), "int64"))
-        channels = np.arange(self.width, dtype="int64")
-        result = [
-            relax.VarBinding(channel_max, relax.op.max(self.region.score, axis=[0])),
-            relax.VarBinding(keep, relax.op.greater(channel_max, relax.const(0.0, dtype))),
-            # Kept channels first, each group in channel order: the first b entries are a bucket's channels.
-            relax.VarBinding(sort_key, relax.op.where(keep, relax.const(channels, "int64"), relax.const(channels + self.width, "int64"))),
-            relax.VarBinding(order, relax.op.argsort(sort_key, axis=0, dtype="int64")),
-            relax.VarBinding(count, relax.op.sum(relax.op.astype(keep, "int64"))),
-        ]
-        largest_score = relax.Var(f"{name}_largest_score", relax.TensorType((), dtype))
-        result.append(relax.VarBinding(largest_score, relax.op.max(channel_max)))
+        arms = [0, *self.sizes]
+        decide = self.builder.add_func(channel_decision(self.region.score.ty, self.sizes), f"{name}_decision")
+        order_ty = relax.TensorType((self.width,), "int64")
+        flag_ty = relax.TensorType((self.width,), "float32")
+        decision_types = [order_ty, flag_ty, relax.TensorType((), dtype), *[relax.TensorType((), "bool")] * (len(arms) - 1)]
+        decision = relax.Var(f"{name}_decision", relax.TupleType(decision_types))
+        order = relax.Var(f"{name}_order", order_ty)
+        flag = relax.Var(f"{name}_computed", flag_ty)
+        largest_score = relax.Var(f"{name}_largest_score", decision_types[2])
+        fits = [relax.Var(f"{name}_at_most_{size}", relax.TensorType((), "bool")) for size in arms[:-1]]
+        result = [relax.VarBinding(decision, relax.op.call_tir(decide, [self.region.score], decision_types))]
+        for position, var in enumerate([order, flag, largest_score, *fits]):
+            result.append(relax.VarBinding(var, relax.TupleGetItem(decision, position)))
         # No channel kept by any sample: the consumers read only zeros, so they output zeros.
-        skip_types = [*(var.ty for var in self.region.consumers), self._flag_ty]
-        arms = [(0, relax.Call(add_skip_function(self.builder, f"{self.name}0", dtype, skip_types), [largest_score]))]
-        for size in self.sizes:
-            arms.append((size, relax.Call(self._bucket_function(size), [*self.inputs, order])))
-        conditions = []
-        for size, _ in arms[:-1]:
-            condition = relax.Var(f"{name}_at_most_{size}", relax.TensorType((), "bool"))
-            result.append(relax.VarBinding(condition, relax.op.less_equal(count, relax.const(size, "int64"))))
-            conditions.append(condition)
-        chosen = arms[-1][1]
-        for condition, (_, call) in reversed(list(zip(conditions, arms[:-1]))):
-            chosen = relax.If(condition, relax.SeqExpr([], call), relax.SeqExpr([], chosen))
-        outcome = relax.Var(f"{name}_outcome", relax.TupleType([*(var.ty for var in self.region.consumers), self._flag_ty]))
+        outputs = [var.ty for var in self.region.consumers]
+        calls = [relax.Call(add_skip_function(self.builder, f"{self.name}0", dtype, outputs), [largest_score])]
+        calls += [relax.Call(self._bucket_function(size), [*self.inputs, order]) for size in self.sizes]
+        chosen = calls[-1]
+        for fit, call in reversed(list(zip(fits, calls[:-1]))):
+            chosen = relax.If(fit, relax.SeqExpr([], call), relax.SeqExpr([], chosen))
+        if len(outputs) == 1:  # one consumer: its tensor, no tuple to pack and unpack
+            result.append(relax.VarBinding(self.region.consumers[0], chosen))
+            return result, flag
+        outcome = relax.Var(f"{name}_outcome", relax.TupleType(outputs))
         result.append(relax.VarBinding(outcome, chosen))
         for position, consumer in enumerate(self.region.consumers):
             result.append(relax.VarBinding(consumer, relax.TupleGetItem(outcome, position)))
-        flag = relax.Var(f"{name}_computed", self._flag_ty)
-        result.append(relax.VarBinding(flag, relax.TupleGetItem(outcome, len(self.region.consumers))))
         return result, flag
-
-    @property
-    def _flag_ty(self) -> relax.TensorType:
-        return relax.TensorType((self.width,), "float32")
 
     def _bucket_function(self, size: int) -> relax.GlobalVar:
         """Compute ``size`` channels (the first ``size`` of ``order``); ``size == C`` is the dense mask form."""
         params = [relax.Var(var.name, var.ty) for var in self.inputs]
         order = relax.Var("order", relax.TensorType((self.width,), "int64"))
+        renamed = dict(zip(self.inputs, params))
+        producer, *per_channel = [*self.region.chain, self.region.multiply]
+        # What the bucket reads by channel: the producer's weight rows, per-channel operands, the consumers' columns.
+        gathered = [(self.values[producer].args[1], 0)]
+        for var in per_channel:
+            gathered += [(arg, axis) for arg in self.values[var].args if (axis := self._channel_axis(arg)) is not None]
+        gathered += [(self.values[consumer].args[1], 1) for consumer in self.region.consumers]
         builder = relax.BlockBuilder()
         with builder.function("bucket", [*params, order], private=True):
             with builder.dataflow():
                 emit = builder.emit
-                renamed = dict(zip(self.inputs, params))
-                dense = size == self.width
-                index = None if dense else emit(relax.op.strided_slice(order, axes=[0], begin=[0], end=[size]))
-
-                def gather(expr: relax.Expr, axis: int) -> relax.Expr:
-                    expr = renamed.get(expr, expr)
-                    return expr if dense else emit(relax.op.take(expr, index, axis=axis))
-
-                producer, *per_channel = [*self.region.chain, self.region.multiply]
+                if size < self.width:
+                    kernel = channel_gather(self.width, size, [(arg.ty, axis) for arg, axis in gathered])
+                    gather = self.builder.add_func(kernel, f"{self.name}{size}_gather")
+                    types = [_gathered_type(arg.ty, axis, size) for arg, axis in gathered]
+                    rows = emit(relax.op.call_tir(gather, [order, *(renamed.get(arg, arg) for arg, _ in gathered)], types))
+                    for position, (arg, _) in enumerate(gathered):
+                        renamed[arg] = emit(relax.TupleGetItem(rows, position))
                 call = self.values[producer]
-                renamed[producer] = emit(relax.Call(call.op, [renamed.get(call.args[0], call.args[0]), gather(call.args[1], 0)], call.attrs))
+                renamed[producer] = emit(relax.Call(call.op, [renamed.get(call.args[0], call.args[0]), renamed.get(call.args[1], call.args[1])], call.attrs))
                 for var in per_channel:
                     call = self.values[var]
-                    args = [self._per_channel_operand(arg, renamed, gather) for arg in call.args]
-                    renamed[var] = emit(relax.Call(call.op, args, call.attrs))
+                    renamed[var] = emit(relax.Call(call.op, [renamed.get(arg, arg) for arg in call.args], call.attrs))
                 fields = []
                 for consumer in self.region.consumers:
                     call = self.values[consumer]
-                    fields.append(emit(relax.Call(call.op, [renamed[call.args[0]], gather(call.args[1], 1)], call.attrs)))
-                if dense:
-                    fields.append(relax.const(np.ones((self.width,), "float32")))
+                    fields.append(relax.Call(call.op, [renamed[call.args[0]], renamed.get(call.args[1], call.args[1])], call.attrs))
+                if len(fields) == 1:  # one consumer: its output is the function's result, no tuple
+                    output = builder.emit_output(fields[0])
                 else:
-                    zeros = relax.const(np.zeros((self.width,), "float32"))
-                    ones = relax.const(np.ones((size,), "float32"))
-                    fields.append(emit(relax.op.scatter_elements(zeros, index, ones, axis=0)))
-                output = builder.emit_output(relax.Tuple(fields))
+                    output = builder.emit_output(relax.Tuple([emit(field) for field in fields]))
             builder.emit_func_output(output)
         return self.builder.add_func(builder.get()["bucket"], f"{self.name}{size}")
 
-    def _per_channel_operand(self, arg: relax.Expr, renamed: dict, gather) -> relax.Expr:
-        """An operand of a per-channel op: the compact chain value, or a parameter gathered by channel."""
+    def _channel_axis(self, arg: relax.Expr) -> int | None:
+        """The axis along which a per-channel op's operand holds the gate's channels, or ``None`` (the chain
+        value itself, or an operand broadcast over channels)."""
         if arg in self.region.chain:
-            return renamed[arg]  # the chain value, already compact
+            return None
         shape = getattr(arg.ty, "shape", None)
         rank = len(shape) if shape is not None else 0
         # Broadcasting against NCHW, axis rank-3 of the operand lines up with C.
         if rank >= 3 and int(shape[rank - 3]) == self.width:
-            return gather(arg, rank - 3)
-        return renamed.get(arg, arg)
+            return rank - 3
+        return None
+
+
+def _gathered_type(ty: relax.TensorType, axis: int, size: int) -> relax.TensorType:
+    shape = [int(extent) for extent in ty.shape]
+    shape[axis] = size
+    return relax.TensorType(shape, ty.dtype)

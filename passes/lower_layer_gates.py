@@ -7,6 +7,7 @@ import tvm
 from tvm import relax
 
 from .executed_work import add_skip_function, flat_bindings, rebuild_main, returned_fields, work_flag_position
+from .gate_kernels import layer_decision
 from .gate_regions import lowerable_regions
 
 
@@ -19,9 +20,9 @@ class LowerLayerGates:
     ``main`` without dataflow blocks (``relax.If`` cannot sit in one; run
     ``ConvertToDataflow`` afterwards) and one private function per lowered gate::
 
-        branch = conv2(relu(conv1(x)))           keep = R.max(score) > 0
+        branch = conv2(relu(conv1(x)))           keep, max_score = gate0_decision(score)   # one kernel
         gated = branch * score[..., None, None] -> if keep: (gated, ran, ...) = gate0_branch(x, score4d)
-                                                   else:    (gated, ran, ...) = zeros
+                                                   else:    (gated, ran, ...) = gate0_skipped(max_score)
     The branch function returns the gated tensor, the gate's work flag (1:
     the branch ran) and the work flags of gates inside the branch; the skip
     arm returns zeros for all of them, so the flags report what ran.
@@ -100,22 +101,26 @@ def _branch_function(region, multiply: relax.VarBinding, bindings, exported) -> 
 
 
 def _conditional(region, multiply: relax.VarBinding, call_branch: relax.Call, exported, builder):
-    """``keep = max(score) > 0; outcome = if keep: branch(...) else: skipped(max(score))``; then unpack it.
+    """``keep, max_score = decision(score); outcome = if keep: branch(...) else: skipped(max_score)``; then unpack it.
 
     Returns the bindings and the variable holding the gate's work flag.
     """
     dtype = region.score.ty.dtype
     name = f"gate{region.index}"
-    max_score = relax.Var(f"{name}_max_score", relax.TensorType((), dtype))
-    keep = relax.Var(f"{name}_keep", relax.TensorType((), "bool"))
+    decide = builder.add_func(layer_decision(region.score.ty), f"{name}_decision")
+    decision_types = [relax.TensorType((), "bool"), relax.TensorType((), dtype)]
+    decision = relax.Var(f"{name}_decision", relax.TupleType(decision_types))
+    keep = relax.Var(f"{name}_keep", decision_types[0])
+    max_score = relax.Var(f"{name}_max_score", decision_types[1])
     types = [var.ty for var in [multiply.var, _RAN, *exported]]
     skipped = relax.Call(add_skip_function(builder, f"{name}_skipped", dtype, types), [max_score])
     outcome_ty = relax.TupleType(types)
     outcome = relax.Var(f"{name}_outcome", outcome_ty)
     flag = relax.Var(f"{name}_computed", _RAN.ty)
     bindings = [
-        relax.VarBinding(max_score, relax.op.max(region.score)),
-        relax.VarBinding(keep, relax.op.greater(max_score, relax.const(0.0, dtype))),
+        relax.VarBinding(decision, relax.op.call_tir(decide, [region.score], decision_types)),
+        relax.VarBinding(keep, relax.TupleGetItem(decision, 0)),
+        relax.VarBinding(max_score, relax.TupleGetItem(decision, 1)),
         relax.VarBinding(outcome, relax.If(keep, relax.SeqExpr([], call_branch), relax.SeqExpr([], skipped))),
         relax.VarBinding(multiply.var, relax.TupleGetItem(outcome, 0)),
         relax.VarBinding(flag, relax.TupleGetItem(outcome, 1)),

@@ -4,7 +4,8 @@
 2. kernels: ops legalized to TensorIR and fused into kernels; the module
    MetaSchedule extracts its tuning tasks from.
 3. schedules: tuned schedules from the database in scope applied, then the
-   target's default schedules for the rest (DLight on GPUs; none on CPUs).
+   target's default schedules for the rest (DLight on GPUs; none on CPUs);
+   small kernels made serial.
 4. finalize: Relax lowered to what the VM runs.
 
 :func:`compile_pipeline` returns it; a :class:`PhaseOutputs` given to it keeps
@@ -24,6 +25,7 @@ from .executed_work import ExposeExecutedWork
 from .fold_batch_norm import FoldBatchNorm
 from .lower_channel_gates import LowerChannelGates
 from .lower_layer_gates import LowerLayerGates
+from .serial_small_kernels import SerialSmallKernels
 
 if TYPE_CHECKING:
     from lcnet_tvm.compiler.options import CompileOptions
@@ -98,6 +100,8 @@ def compile_pipeline(
             relax.transform.DecomposeOpsForInference(),
             relax.transform.CanonicalizeBindings(),
             relax.transform.FoldConstant(),
+            # The gates of a block pool the same input: pool it once.
+            relax.transform.EliminateCommonSubexpr(),
             # Gates skip work. Work flags report what ran; channel gates first (they
             # need the scores as outputs of main), then layer gates move whole
             # branches, channel dispatch included, into functions.
@@ -122,6 +126,8 @@ def compile_pipeline(
             apply_database,
             keep("tuned"),
             *options.target.default_schedules(),
+            # Starting a thread pool costs more than a small kernel computes.
+            SerialSmallKernels(),
         ],
         "finalize": [
             # Memory planning, builtins and shapes, the target backend's way.

@@ -63,7 +63,7 @@ def count_calls(compiled: CompiledModel, batches: Sequence[np.ndarray]) -> dict[
 
 
 class _Recorder:
-    """A VM instrument: how often each symbol is called, which are kernels, and a kernel's first arguments."""
+    """A VM instrument: how often each symbol is called, which are kernels, and each kernel's first arguments."""
 
     def __init__(self, keep_arguments: bool):
         self.keep_arguments = keep_arguments
