@@ -9,6 +9,8 @@ import tvm_ffi
 from tvm import tirx
 from tvm.s_tir.analysis import estimate_tir_flops
 
+from .rewrite_kernels import rewrite_kernels
+
 #: Work (FLOPs, or elements of the largest buffer, whichever is more) below which a kernel runs serial.
 #: A parallel region costs a few microseconds to start and join; a gated network calls hundreds of
 #: kernels that compute a few thousand elements each (gate decisions, gathers, residual adds).
@@ -45,15 +47,9 @@ class SerialSmallKernels:
         self.max_work = max_work
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        changed = {}
-        for gv, func in mod.functions_items():
-            if isinstance(func, tirx.PrimFunc) and kernel_work(func) < self.max_work:
-                serial = tvm_ffi.structural_map(func, [(tirx.For, _serial)])
-                if not serial.same_as(func):
-                    changed[gv] = serial
-        if not changed:
-            return mod
-        mod = tvm.IRModule(dict(mod.functions_items()), attrs=mod.attrs)
-        for gv, func in changed.items():
-            mod[gv] = func
-        return mod
+        return rewrite_kernels(mod, self._rewrite)
+
+    def _rewrite(self, func: tirx.PrimFunc) -> tirx.PrimFunc:
+        if kernel_work(func) >= self.max_work:
+            return func
+        return tvm_ffi.structural_map(func, [(tirx.For, _serial)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -82,9 +83,39 @@ class TuningDatabase:
             if readable != self.directory:  # MetaSchedule has read the snapshot into memory
                 shutil.rmtree(readable, ignore_errors=True)
 
+    def set_aside_unreplayable(self) -> None:
+        """Move records MetaSchedule cannot read back to the side file (a tune ends with this).
+
+        Opening a database with such a record fails once and then parses every
+        record to find it (seconds per thousand records), on every later open.
+        """
+        unreplayable = _unreplayable_lines(self.directory)
+        if unreplayable:
+            _set_aside(self.directory, self.directory, unreplayable, repair=True)
+            self.database = _open(self.directory)
+
     def trials_by_workload(self) -> Counter:
         """Measured candidates per kernel, by :func:`workload_key`."""
         return Counter(workload_key(record.workload.mod) for record in self.database.get_all_tuning_records())
+
+
+def read_database(directory: str | Path, target_config: dict) -> TuningDatabase:
+    """``directory``'s database for reading, opened once per process while its files are unchanged.
+
+    Opening parses every record (about 10 s for the shipped LC-ResNet-20
+    records); a bench compiles three forms of a model with the same records.
+    """
+    directory = Path(directory).resolve()
+    stamp = tuple(
+        (path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
+        for path in (directory / name for name in (TARGET_FILE, WORKLOADS_FILE, RECORDS_FILE))
+    )
+    return _read_database(directory, json.dumps(target_identity(target_config), sort_keys=True), stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_database(directory: Path, target: str, _stamp: tuple) -> TuningDatabase:
+    return TuningDatabase(directory, json.loads(target))
 
 
 def _open(directory: Path) -> ms.database.JSONDatabase:

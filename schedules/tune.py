@@ -278,6 +278,8 @@ def tune_kernels(
                 if not stop.is_set():
                     raise
         interrupted = stop.is_set()
+    if not interrupted:
+        database.set_aside_unreplayable()
     measured = sum(database.trials_by_workload().get(workload_key(t.mod), 0) for t in tasks) - sum(
         task.done for task in tasks
     )

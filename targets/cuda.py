@@ -32,10 +32,17 @@ def runnable_here(built_for: dict) -> str | None:
 
 
 def default_schedules() -> list[tvm.transform.Pass]:
-    """DLight's GPU rules for kernels without a tuning record (convs get ``Fallback``: correct, not fast)."""
-    from tvm.s_tir import dlight  # noqa: PLC0415 (imports CUDA intrinsics; only GPU builds need it)
+    """DLight's GPU rules for kernels without a tuning record (convs get ``Fallback``: correct, not fast).
+
+    The gate decisions are serial programs, which no rule can spread over threads: they run on one thread.
+    """
+    # Imported here: dlight imports CUDA intrinsics, which only GPU builds need.
+    from tvm.s_tir import dlight  # noqa: PLC0415
+
+    from lcnet_tvm.passes.launch_serial_blocks import LaunchSerialBlocksOnOneThread  # noqa: PLC0415
 
     return [
+        LaunchSerialBlocksOnOneThread(),
         dlight.ApplyDefaultSchedule(
             dlight.gpu.Matmul(), dlight.gpu.GEMV(), dlight.gpu.Reduction(), dlight.gpu.GeneralReduction(),
             dlight.gpu.Fallback(),

@@ -104,13 +104,12 @@ def tuned(tmp_path_factory, loopback_rpc):
     """
     from lcnet_tvm import CompileOptions, tune_model  # noqa: PLC0415
 
-    from .tiny import BUCKETS, SHAPE, tiny_model  # noqa: PLC0415 (tiny imports this module)
+    from .tiny import BUCKETS, SHAPE, TUNING_BUDGET, tiny_model  # noqa: PLC0415 (tiny imports this module)
 
     model = tiny_model()
     directory = tmp_path_factory.mktemp("tuning") / "db"
-    budget = 40  # the tiny model has 31 kernels
     report = tune_model(
-        model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=directory), budget, show_progress=False,
+        model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=directory), TUNING_BUDGET, show_progress=False,
         remote=loopback_rpc.tracker,
     )
     return model, directory, report

@@ -1,4 +1,4 @@
-"""Targets as data: CUDA code for every kernel (gathers included), aarch64 cross builds, clear errors off-device."""
+"""Targets as data: CUDA code for every kernel (gathers and decisions included), aarch64 cross builds, clear errors off-device."""
 
 import re
 import shutil
@@ -26,13 +26,14 @@ def cuda_model():
 
 
 @needs_nvcc
-def test_every_kernel_has_cuda_code_gathers_included(cuda_model):
+def test_every_kernel_has_cuda_code_gathers_and_decisions_included(cuda_model):
     _, compiled = cuda_model
     device_code = [m for host in compiled.executable.mod.imports for m in host.imports if m.kind == "cuda"]
     source = device_code[0].inspect_source()
-    generated = set(re.findall(r"__global__ void __launch_bounds__\(\d+\) (\w+)_kernel\(", source))
+    generated = set(re.findall(r"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+)_kernel\(", source))
     kernels = {kernel.name for kernel in compiled.metadata.kernels}
-    assert any(name.startswith("take") for name in kernels)  # the channel gathers
+    assert any(name.endswith("_gather") for name in kernels)
+    assert any(name.endswith("_decision") for name in kernels)  # serial programs: launched on one thread
     assert kernels <= generated, sorted(kernels - generated)
 
 

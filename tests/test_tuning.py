@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from lcnet_tvm.schedules import shipped as shipped_tuning
-from lcnet_tvm.schedules.database import RECORDS_FILE, UNREPLAYABLE_FILE, TuningDatabase
+from lcnet_tvm.schedules.database import RECORDS_FILE, UNREPLAYABLE_FILE, TuningDatabase, read_database
 from lcnet_tvm.schedules.shipped import COMPRESSED_FILES, SHIPPED_TUNING_DIR, unpacked_database
 from lcnet_tvm.schedules.tune import KernelTask, search_strategy, spread_budget
 from lcnet_tvm.targets import get_target
@@ -22,7 +22,7 @@ from lcnet_tvm import CompileOptions, compile_model, tune_model
 from lcnet_tvm.errors import DatabaseError, LcnetError
 
 from .equivalence import check_against_eager
-from .tiny import BUCKETS, SHAPE, tiny_model
+from .tiny import BUCKETS, SHAPE, TUNING_BUDGET, tiny_model
 
 
 def task(flops: float, calls: int = 1) -> KernelTask:
@@ -42,7 +42,7 @@ def test_the_budget_is_spread_by_runtime_share_and_adds_up():
 def test_every_kernel_is_tuned_and_the_artifact_says_so(tuned):
     model, directory, report = tuned
     assert not report.interrupted and report.trials_before == 0
-    assert report.trials_measured == report.trials_budget == 40
+    assert report.trials_measured == report.trials_budget == TUNING_BUDGET
     compiled = compile_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=directory), name="tiny")
     kernels = compiled.metadata.kernels
     assert all(kernel.tuned and kernel.trials >= 1 for kernel in kernels), kernels
@@ -54,13 +54,14 @@ def test_every_kernel_is_tuned_and_the_artifact_says_so(tuned):
 
 def test_distributed_tuning_measured_candidates_on_both_servers(tuned, loopback_rpc):
     served = loopback_rpc.sessions_served()
-    assert all(sessions > 0 for sessions in served) and sum(served) >= 40, served
+    assert all(sessions > 0 for sessions in served) and sum(served) >= TUNING_BUDGET, served
 
 
 def test_tuning_again_resumes_from_the_database(tuned):
     model, directory, _ = tuned
-    again = tune_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=directory), 40, show_progress=False)
-    assert again.trials_before == 40 and again.trials_measured == 0
+    options = CompileOptions(channel_buckets=BUCKETS, database=directory)
+    again = tune_model(model, SHAPE, options, TUNING_BUDGET, show_progress=False)
+    assert again.trials_before == TUNING_BUDGET and again.trials_measured == 0
 
 
 def test_kernels_without_records_are_named_and_marked_untuned(tuned, caplog):
@@ -84,9 +85,10 @@ def test_a_database_is_for_one_target(tuned, tmp_path):
 ROOT = Path(__file__).parent.parent
 TUNE_SCRIPT = """
 import sys
-from tests.tiny import tiny_model, SHAPE, BUCKETS
+from tests.tiny import tiny_model, SHAPE, BUCKETS, TUNING_BUDGET
 from lcnet_tvm import CompileOptions, tune_model
-report = tune_model(tiny_model(), SHAPE, CompileOptions(channel_buckets=BUCKETS, database=sys.argv[1]), 40, show_progress=False)
+options = CompileOptions(channel_buckets=BUCKETS, database=sys.argv[1])
+report = tune_model(tiny_model(), SHAPE, options, TUNING_BUDGET, show_progress=False)
 print("interrupted" if report.interrupted else "finished", report.trials_before + report.trials_measured)
 """
 
@@ -109,8 +111,9 @@ def _tune_until_records_then(send: signal.Signals, directory: Path) -> subproces
 def _rerun_finishes_the_budget(directory: Path) -> None:
     command = [sys.executable, "-c", TUNE_SCRIPT, str(directory)]
     resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert resumed.stdout.splitlines()[-1].split() == ["finished", "40"], resumed.stdout + resumed.stderr
-    assert (directory / "database_tuning_record.json").read_text().count("\n") == 40  # as for an uninterrupted run
+    assert resumed.stdout.splitlines()[-1].split() == ["finished", str(TUNING_BUDGET)], resumed.stdout + resumed.stderr
+    # as for an uninterrupted run
+    assert (directory / "database_tuning_record.json").read_text().count("\n") == TUNING_BUDGET
 
 
 def test_ctrl_c_stops_tuning_keeps_records_and_a_rerun_finishes_the_budget(tmp_path):
@@ -119,7 +122,7 @@ def test_ctrl_c_stops_tuning_keeps_records_and_a_rerun_finishes_the_budget(tmp_p
     state, trials = interrupted.stdout.splitlines()[-1].split()
     assert interrupted.returncode == 0 and state == "interrupted", interrupted.stdout + interrupted.stderr
     kept = (tmp_path / "db" / "database_tuning_record.json").read_text().count("\n")
-    assert 3 <= kept < 40 and int(trials) == kept
+    assert 3 <= kept < TUNING_BUDGET and int(trials) == kept
     _rerun_finishes_the_budget(tmp_path / "db")
 
 
@@ -128,7 +131,7 @@ def test_a_killed_tune_keeps_its_records_and_a_rerun_finishes_the_budget(tmp_pat
     killed = _tune_until_records_then(signal.SIGKILL, tmp_path / "db")
     assert killed.returncode == -signal.SIGKILL
     kept = sum(TuningDatabase(tmp_path / "db", get_target("x86").config()).trials_by_workload().values())
-    assert 3 <= kept < 40
+    assert 3 <= kept < TUNING_BUDGET
     _rerun_finishes_the_budget(tmp_path / "db")
 
 
@@ -154,12 +157,14 @@ def test_a_half_written_record_from_a_killed_tune_is_dropped_and_a_corrupt_line_
     complete = records.read_bytes()
     records.write_bytes(complete + complete.splitlines(keepends=True)[-1][:25])  # killed mid-line
     config = get_target("x86").config()
-    assert sum(TuningDatabase(copy, config).trials_by_workload().values()) == 40  # a reader reads around it
+    assert sum(TuningDatabase(copy, config).trials_by_workload().values()) == TUNING_BUDGET  # a reader reads around it
     assert records.read_bytes() != complete  # ... and leaves the file alone (a tune may be appending)
     compiled = compile_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=copy), name="tiny")
     assert all(kernel.tuned for kernel in compiled.metadata.kernels)
-    again = tune_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=copy), 40, show_progress=False)
-    assert again.trials_before == 40 and records.read_bytes() == complete  # the tune cut the partial line off
+    again = tune_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=copy), TUNING_BUDGET,
+                       show_progress=False)
+    # the tune cut the partial line off
+    assert again.trials_before == TUNING_BUDGET and records.read_bytes() == complete
     lines = complete.splitlines(keepends=True)
     records.write_bytes(b"".join([*lines[:3], b'[0, ["garbage"\n', *lines[3:]]))
     with pytest.raises(DatabaseError, match=f"line 4 of '{records}' is corrupt"):
@@ -199,3 +204,31 @@ def test_records_metaschedule_cannot_replay_are_set_aside(tmp_path, caplog):
     assert len(tuning.database) == len(original) - 1
     assert (directory / RECORDS_FILE).read_text() == "".join(original[:1] + original[2:])
     assert (directory / UNREPLAYABLE_FILE).read_text() == original[1]
+
+
+def test_a_tune_ends_by_setting_aside_records_it_wrote_but_cannot_replay(tmp_path):
+    directory = tmp_path / "db"
+    shutil.copytree(UNREPLAYABLE_DB, directory)
+    good, unreplayable = (UNREPLAYABLE_DB / RECORDS_FILE).read_text().splitlines(keepends=True)
+    (directory / RECORDS_FILE).write_text(good)
+    tuning = TuningDatabase(directory, get_target("x86-avx2").config(), create=True)
+    with (directory / RECORDS_FILE).open("a") as records:  # as MetaSchedule appends while tuning
+        records.write(unreplayable)
+    tuning.set_aside_unreplayable()
+    assert (directory / RECORDS_FILE).read_text() == good and (directory / UNREPLAYABLE_FILE).read_text() == unreplayable
+    assert len(tuning.database) == 1
+
+
+def test_readers_open_a_database_once_while_its_files_are_unchanged(tmp_path):
+    directory = tmp_path / "db"
+    shutil.copytree(UNREPLAYABLE_DB, directory)
+    good, _ = (UNREPLAYABLE_DB / RECORDS_FILE).read_text().splitlines(keepends=True)
+    (directory / RECORDS_FILE).write_text(good)
+    config = get_target("x86-avx2").config()
+    first = read_database(directory, config)
+    assert read_database(directory, config) is first
+    (directory / RECORDS_FILE).write_text(good + good)  # a tune added a record
+    again = read_database(directory, config)
+    assert again is not first and len(again.database) == 2
+    with pytest.raises(DatabaseError, match="holds records for target"):
+        read_database(directory, {**config, "mcpu": "x86-64"})

@@ -8,6 +8,8 @@ from .conftest import randomize
 
 SHAPE = (3, 8, 8)
 BUCKETS = 2  # few buckets, few kernels: a quick tune
+#: Trials of the tests' tunes: the tiny model has 19 kernels, one trial each and a few more.
+TUNING_BUDGET = 24
 
 
 def tiny_model(width: int = 8) -> torch.nn.Module:

@@ -19,7 +19,7 @@ from lcnet_tvm.passes.gate_regions import find_gate_regions
 from lcnet_tvm.passes.pipeline import PhaseOutputs, compile_pipeline
 from lcnet_tvm.runtime.artifact import ArtifactMetadata, GateRecord, KernelRecord
 from lcnet_tvm.runtime.compiled_model import CompiledModel
-from lcnet_tvm.schedules.database import SCHEDULED_ATTR, TuningDatabase, kernel_module, workload_key
+from lcnet_tvm.schedules.database import SCHEDULED_ATTR, TuningDatabase, kernel_module, read_database, workload_key
 from lcnet_tvm.support.native_stderr import quiet_native_noise
 
 from .gate_forms import channel_buckets
@@ -74,7 +74,7 @@ def build(
 ) -> Build:
     """:func:`compile_model`, also handing back the phases' modules (tuning takes its tasks from ``phases.kernels``)."""
     name = name or type(model).__name__
-    database = TuningDatabase(options.database, options.target_config) if options.database else None
+    database = read_database(options.database, options.target_config) if options.database else None
     started = time.perf_counter()
     imported = _import(model, input_shape, options)
     gates = describe_gates(imported)
