@@ -105,7 +105,7 @@ def read_database(directory: str | Path, target_config: dict) -> TuningDatabase:
     Opening parses every record (about 10 s for the shipped LC-ResNet-20
     records); a bench compiles three forms of a model with the same records.
     """
-    directory = Path(directory).resolve()
+    directory = Path(directory)
     stamp = tuple(
         (path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
         for path in (directory / name for name in (TARGET_FILE, WORKLOADS_FILE, RECORDS_FILE))
