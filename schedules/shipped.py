@@ -80,8 +80,22 @@ def target_and_records(architecture: str, default_target: str = DEFAULT_TARGET) 
     return shipped[0], str(shipped[1])
 
 
-def warn_untuned(architecture: str, kernels: list[str]) -> None:
-    """Say which kernels of a build without records run untuned, and how to tune them."""
+def warn_untuned(architecture: str, kernels: list[str], target_name: str | None = None) -> None:
+    """Say which kernels of a build without records run untuned, and how to tune them or use shipped ones.
+
+    ``target_name``: the target built for, when it was asked for; shipped records for another target
+    that runs here are named with the option that uses them.
+    """
+    shipped = shipped_records(architecture)
+    if shipped is not None and target_name not in (None, shipped[0]):
+        logger.warning(
+            "compiled for %s without tuning records: these %d kernels run untuned: %s "
+            "(shipped records for %s run on this machine with --target %s; or tune for %s with "
+            "`lcnet-tvm tune --model %s --target %s --db DIR`, then pass --db DIR)",
+            target_name, len(kernels), ", ".join(kernels), architecture, shipped[0], target_name,
+            architecture, target_name,
+        )
+        return
     logger.warning(
         "no shipped tuning records for %s run on this machine; these %d kernels run untuned: %s "
         "(tune them with `lcnet-tvm tune --model %s --db DIR`, then pass --db DIR)",

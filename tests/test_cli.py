@@ -40,6 +40,9 @@ def test_demo_on_the_shipped_checkpoint(tmp_path):
 def test_compile_then_run_in_a_new_process(tmp_path, digits):
     completed = lcnet_tvm("compile", "--target", "x86", "-o", tmp_path / "artifact")
     assert completed.returncode == 0, completed.stderr
+    shipped = shipped_records("lcnet_resnet20_cifar")
+    if shipped is not None and shipped[0] != "x86":  # records for another ISA level: named, with the option
+        assert f"run on this machine with --target {shipped[0]}" in completed.stderr, completed.stderr
     x = digits.x_test[:5].numpy()
     np.save(tmp_path / "batch.npy", x)
     completed = lcnet_tvm("run", tmp_path / "artifact", "--input", tmp_path / "batch.npy", "--json", tmp_path / "r.json")
@@ -82,10 +85,27 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
     assert "Traceback" not in completed.stderr
 
 
-def test_run_rejects_an_unreadable_input_file(tmp_path):
-    assert lcnet_tvm("compile", "-o", tmp_path / "a").returncode == 0
+@pytest.fixture(scope="module")
+def default_compile(tmp_path_factory):
+    """``lcnet-tvm compile -o DIR``, nothing else given: (DIR, the finished process)."""
+    directory = tmp_path_factory.mktemp("default") / "artifact"
+    return directory, lcnet_tvm("compile", "-o", directory)
+
+
+def test_compile_applies_the_shipped_records_by_default(default_compile):
+    _, completed = default_compile
+    assert completed.returncode == 0, completed.stderr
+    shipped = shipped_records("lcnet_resnet20_cifar")
+    if shipped is None:
+        pytest.skip("no shipped records run on this machine")
+    assert f"for {shipped[0]} " in completed.stdout and " 0 untuned)" in completed.stdout, completed.stdout
+
+
+def test_run_rejects_an_unreadable_input_file(default_compile, tmp_path):
+    artifact, completed = default_compile
+    assert completed.returncode == 0, completed.stderr
     (tmp_path / "x.npy").write_bytes(b"not numpy")
-    completed = lcnet_tvm("run", tmp_path / "a", "--input", tmp_path / "x.npy")
+    completed = lcnet_tvm("run", artifact, "--input", tmp_path / "x.npy")
     assert completed.returncode == 2 and "cannot read" in completed.stderr and "Traceback" not in completed.stderr
 
 
