@@ -95,8 +95,7 @@ def format_gates(gates, gate_form: str | None = None) -> str:
 def cmd_compile(args) -> None:
     from lcnet_tvm.compiler.driver import compile_model, explain_model  # noqa: PLC0415
     from lcnet_tvm.model.checkpoint import resolve_model  # noqa: PLC0415
-    from lcnet_tvm.schedules.shipped import target_and_records, warn_untuned  # noqa: PLC0415
-    from lcnet_tvm.targets import DEFAULT_TARGET  # noqa: PLC0415
+    from lcnet_tvm.schedules.shipped import shipped_records, warn_untuned  # noqa: PLC0415
 
     options = compile_options(args)
     loaded = resolve_model(args.model, args.input_size)
@@ -105,10 +104,10 @@ def cmd_compile(args) -> None:
             raise LcnetError("compile needs -o DIR (or --explain to only show the gate analysis)")
         print(format_gates(explain_model(loaded.model, loaded.config.input_shape)))
         return
-    if args.db is None:  # the shipped records, when they are for the target asked (by default: theirs)
-        shipped_target, records = target_and_records(loaded.name, args.target or DEFAULT_TARGET)
-        if args.target in (None, shipped_target):
-            options = options.replace(target=shipped_target, database=records)
+    shipped = shipped_records(loaded.name)
+    if args.db is None and shipped is not None and args.target in (None, shipped[0]):
+        # The shipped records, when they are for the target asked (by default: theirs).
+        options = options.replace(target=shipped[0], database=str(shipped[1]))
     compiled = compile_model(loaded.model, loaded.config.input_shape, options, name=loaded.name, source=loaded.source)
     if options.database is None and compiled.metadata.untuned_kernels:
         warn_untuned(loaded.name, compiled.metadata.untuned_kernels, args.target)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tvm
 import tvm_ffi
 from tvm import tirx
@@ -10,30 +12,22 @@ from tvm.s_tir import SBlock, SBlockRealize
 from .rewrite_kernels import rewrite_kernels
 
 
-def _launches_threads(stmt: tirx.Stmt) -> bool:
+def _contains(stmt: tirx.Stmt, node_type: type, where: Callable[[tirx.Stmt], bool] = lambda _node: True) -> bool:
+    """Whether ``stmt`` holds a ``node_type`` node for which ``where`` holds."""
     found = False
 
-    def visit_attr(node: tirx.AttrStmt):
+    def visit(node):
         nonlocal found
-        found |= node.attr_key == "thread_extent"
-
-    def visit_for(node: tirx.For):
-        nonlocal found
-        found |= node.kind == tirx.ForKind.THREAD_BINDING
-
-    tvm_ffi.structural_walk(stmt, [(tirx.AttrStmt, visit_attr), (tirx.For, visit_for)], order="post")
-    return found
-
-
-def _contains(stmt: tirx.Stmt, node_type: type) -> bool:
-    found = False
-
-    def visit(_node):
-        nonlocal found
-        found = True
+        found |= where(node)
 
     tvm_ffi.structural_walk(stmt, [(node_type, visit)], order="post")
     return found
+
+
+def _launches_threads(stmt: tirx.Stmt) -> bool:
+    return _contains(stmt, tirx.AttrStmt, lambda node: node.attr_key == "thread_extent") or _contains(
+        stmt, tirx.For, lambda node: node.kind == tirx.ForKind.THREAD_BINDING
+    )
 
 
 def _is_serial_program(block: SBlock) -> bool:

@@ -82,6 +82,8 @@ class TuningDatabase:
         finally:
             if readable != self.directory:  # MetaSchedule has read the snapshot into memory
                 shutil.rmtree(readable, ignore_errors=True)
+        #: Records read back when opened: a tune appends after them.
+        self._opened_records = len(self.database)
 
     def set_aside_unreplayable(self) -> None:
         """Move records MetaSchedule cannot read back to the side file (a tune ends with this).
@@ -89,7 +91,7 @@ class TuningDatabase:
         Opening a database with such a record fails once and then parses every
         record to find it (seconds per thousand records), on every later open.
         """
-        unreplayable = _unreplayable_lines(self.directory)
+        unreplayable = _unreplayable_lines(self.directory, first=self._opened_records)
         if unreplayable:
             _set_aside(self.directory, self.directory, unreplayable, repair=True)
             self.database = _open(self.directory)
@@ -106,11 +108,17 @@ def read_database(directory: str | Path, target_config: dict) -> TuningDatabase:
     records); a bench compiles three forms of a model with the same records.
     """
     directory = Path(directory)
-    stamp = tuple(
-        (path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
-        for path in (directory / name for name in (TARGET_FILE, WORKLOADS_FILE, RECORDS_FILE))
-    )
+    stamp = tuple(_stamp(directory / name) for name in (TARGET_FILE, WORKLOADS_FILE, RECORDS_FILE))
     return _read_database(directory, json.dumps(target_identity(target_config), sort_keys=True), stamp)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """When ``path`` last changed and its size (``None``: missing)."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_mtime_ns, status.st_size
 
 
 @functools.lru_cache(maxsize=4)
@@ -122,22 +130,24 @@ def _open(directory: Path) -> ms.database.JSONDatabase:
     return ms.database.JSONDatabase(str(directory / WORKLOADS_FILE), str(directory / RECORDS_FILE), allow_missing=True)
 
 
-def _unreplayable_lines(directory: Path) -> list[int]:
-    """0-based lines of the records file that MetaSchedule cannot replay on their kernel.
+def _unreplayable_lines(directory: Path, first: int = 0) -> list[int]:
+    """0-based lines, from ``first`` on, of the records file that MetaSchedule cannot replay on their kernel.
 
     MetaSchedule (0.27) sometimes writes a record it cannot read back: the
     trace of an rfactor'd reduction raises ScheduleError on replay, and one
     such line makes the whole database unreadable.
     """
-    workloads = [
-        ms.database.Workload.from_json(json.loads(line))
-        for line in (directory / WORKLOADS_FILE).read_text().splitlines()
-    ]
+    workload_lines = (directory / WORKLOADS_FILE).read_text().splitlines()
+
+    @functools.cache
+    def workload(index: int) -> ms.database.Workload:
+        return ms.database.Workload.from_json(json.loads(workload_lines[index]))
+
     bad = []
-    for number, line in enumerate((directory / RECORDS_FILE).read_text().splitlines()):
+    for number, line in enumerate((directory / RECORDS_FILE).read_text().splitlines()[first:], start=first):
         index, record = json.loads(line)
         try:
-            ms.database.TuningRecord.from_json(record, workloads[index])
+            ms.database.TuningRecord.from_json(record, workload(index))
         except Exception:  # noqa: BLE001 (TVM's ScheduleError and friends)
             bad.append(number)
     return bad
