@@ -95,6 +95,7 @@ def format_gates(gates, gate_form: str | None = None) -> str:
 def cmd_compile(args) -> None:
     from lcnet_tvm.compiler.driver import compile_model, explain_model  # noqa: PLC0415
     from lcnet_tvm.model.checkpoint import resolve_model  # noqa: PLC0415
+    from lcnet_tvm.runtime.compiled_model import check_artifact_destination  # noqa: PLC0415
     from lcnet_tvm.schedules.shipped import shipped_records, warn_untuned  # noqa: PLC0415
 
     options = compile_options(args)
@@ -104,6 +105,7 @@ def cmd_compile(args) -> None:
             raise LcnetError("compile needs -o DIR (or --explain to only show the gate analysis)")
         print(format_gates(explain_model(loaded.model, loaded.config.input_shape)))
         return
+    check_artifact_destination(args.output)
     shipped = shipped_records(loaded.name)
     if args.db is None and shipped is not None and args.target in (None, shipped[0]):
         # The shipped records, when they are for the target asked (by default: theirs).

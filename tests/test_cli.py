@@ -37,26 +37,6 @@ def test_demo_on_the_shipped_checkpoint(tmp_path):
         assert report["kernels_tuned"] == report["kernels"] > 0
 
 
-def test_compile_then_run_in_a_new_process(tmp_path, digits):
-    completed = lcnet_tvm("compile", "--target", "x86", "-o", tmp_path / "artifact")
-    assert completed.returncode == 0, completed.stderr
-    shipped = shipped_records("lcnet_resnet20_cifar")
-    if shipped is not None and shipped[0] != "x86":  # records for another ISA level: named, with the option
-        assert f"run on this machine with --target {shipped[0]}" in completed.stderr, completed.stderr
-    x = digits.x_test[:5].numpy()
-    np.save(tmp_path / "batch.npy", x)
-    completed = lcnet_tvm("run", tmp_path / "artifact", "--input", tmp_path / "batch.npy", "--json", tmp_path / "r.json")
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stderr == ""  # no native log noise on the user's terminal
-    rows = json.loads((tmp_path / "r.json").read_text())["samples"]
-    logits, scores = eager_outputs(load_checkpoint_default(), torch.from_numpy(x))
-    assert [row["prediction"] for row in rows] == logits.argmax(1).tolist()
-    layer_scores = [s for s in scores if s.shape[1] == 1]
-    for index, row in enumerate(rows):
-        assert row["blocks_kept"] == "".join("1" if s[index, 0] > 0 else "0" for s in layer_scores)
-        assert f"sample {index}: prediction {row['prediction']}" in completed.stdout
-
-
 def load_checkpoint_default():
     from lcnet_tvm.model.checkpoint import SHIPPED_CHECKPOINT
 
@@ -99,6 +79,23 @@ def test_compile_applies_the_shipped_records_by_default(default_compile):
     if shipped is None:
         pytest.skip("no shipped records run on this machine")
     assert f"for {shipped[0]} " in completed.stdout and " 0 untuned)" in completed.stdout, completed.stdout
+
+
+def test_compile_then_run_in_a_new_process(default_compile, tmp_path, digits):
+    artifact, completed = default_compile
+    assert completed.returncode == 0, completed.stderr
+    x = digits.x_test[:5].numpy()
+    np.save(tmp_path / "batch.npy", x)
+    completed = lcnet_tvm("run", artifact, "--input", tmp_path / "batch.npy", "--json", tmp_path / "r.json")
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""  # no native log noise on the user's terminal
+    rows = json.loads((tmp_path / "r.json").read_text())["samples"]
+    logits, scores = eager_outputs(load_checkpoint_default(), torch.from_numpy(x))
+    assert [row["prediction"] for row in rows] == logits.argmax(1).tolist()
+    layer_scores = [s for s in scores if s.shape[1] == 1]
+    for index, row in enumerate(rows):
+        assert row["blocks_kept"] == "".join("1" if s[index, 0] > 0 else "0" for s in layer_scores)
+        assert f"sample {index}: prediction {row['prediction']}" in completed.stdout
 
 
 def test_run_rejects_an_unreadable_input_file(default_compile, tmp_path):

@@ -187,6 +187,17 @@ def test_without_usable_shipped_records_the_untuned_kernels_are_named(monkeypatc
     assert all(kernel.name in caplog.text for kernel in kernels)
 
 
+def test_a_compile_for_another_target_than_the_shipped_records_names_the_option_that_uses_them(caplog):
+    shipped = shipped_tuning.shipped_records("lcnet_resnet20_cifar")
+    if shipped is None:
+        pytest.skip("no shipped records run on this machine")
+    other = "x86" if shipped[0] != "x86" else "x86-avx2"
+    with caplog.at_level(logging.WARNING):
+        shipped_tuning.warn_untuned("lcnet_resnet20_cifar", ["conv2d"], other)
+    assert f"compiled for {other} without tuning records: these 1 kernels run untuned: conv2d" in caplog.text
+    assert f"run on this machine with --target {shipped[0]}" in caplog.text
+
+
 def test_the_search_population_grows_with_a_kernels_budget():
     assert [search_strategy(budget).population_size for budget in (1, 4, 8, 32, 500)] == [64, 64, 128, 512, 512]
 

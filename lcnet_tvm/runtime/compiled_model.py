@@ -94,6 +94,27 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _staging_directory(directory: Path) -> Path:
+    """A new directory beside ``directory`` to write an artifact into before it is renamed to ``directory``."""
+    if directory.exists() and not (directory / METADATA_FILE).exists() and any(directory.iterdir()):
+        raise ArtifactError(f"{str(directory)!r} exists and is not an lcnet_tvm artifact; choose another -o")
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    except OSError as error:
+        raise OutputError(
+            f"cannot write the artifact to {str(directory)!r}: {error.strerror or error}; choose a writable -o"
+        ) from None
+    staging.chmod(0o755)
+    return staging
+
+
+def check_artifact_destination(directory: str | os.PathLike) -> None:
+    """Raise the error :meth:`CompiledModel.save` would raise for ``directory`` now, before a compile
+    that takes minutes, rather than after it."""
+    _staging_directory(Path(directory)).rmdir()
+
+
 def _read_metadata(directory: Path) -> ArtifactMetadata:
     if not directory.is_dir():
         raise ArtifactError(f"artifact directory {str(directory)!r} does not exist; create it with `lcnet-tvm compile -o DIR`")
@@ -221,16 +242,7 @@ class CompiledModel:
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the artifact to ``directory`` atomically (a half-written artifact is never left behind)."""
         directory = Path(directory)
-        if directory.exists() and not (directory / METADATA_FILE).exists() and any(directory.iterdir()):
-            raise ArtifactError(f"{str(directory)!r} exists and is not an lcnet_tvm artifact; choose another -o")
-        try:
-            directory.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        except OSError as error:
-            raise OutputError(
-                f"cannot write the artifact to {str(directory)!r}: {error.strerror or error}; choose a writable -o"
-            ) from None
-        staging.chmod(0o755)
+        staging = _staging_directory(directory)
         try:
             if self._library is None:
                 self.target.export_library(self._executable, str(staging / LIBRARY_FILE))
