@@ -16,6 +16,7 @@ from lcnet_tvm.evaluation.verify import eager_outputs
 from lcnet_tvm.model.resnet import build_model
 from lcnet_tvm.runtime.artifact import KernelRecord
 from lcnet_tvm.runtime.compiled_model import LIBRARY_FILE, METADATA_FILE, CompiledModel
+from lcnet_tvm.runtime.instrument import profile_kernels
 
 from .conftest import randomize
 
@@ -59,6 +60,12 @@ def test_loaded_artifact_matches_eager_and_records_its_build(loaded, model):
     assert metadata.model == NAME and metadata.input_shape == (2, 3, 32, 32)
     assert metadata.target["kind"] == "llvm" and metadata.tvm_version
     assert metadata.kernels and all(k == KernelRecord(k.name, tuned=False, trials=0) for k in metadata.kernels)
+
+
+def test_a_loaded_artifact_can_be_profiled(loaded):
+    batches = [np.random.default_rng(seed).standard_normal((2, 3, 32, 32), dtype=np.float32) for seed in range(2)]
+    profile = profile_kernels(loaded, batches, rounds=2)
+    assert profile["kernels"] and all(kernel["ms"] > 0 for kernel in profile["kernels"])
 
 
 def test_numpy_torch_and_non_contiguous_inputs_agree(loaded):

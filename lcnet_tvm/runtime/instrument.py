@@ -34,6 +34,7 @@ OUTSIDE_KERNELS = "outside kernels: VM interpreter, builtins, allocation, branch
 _CALL_KINDS = (("memory allocation", ("vm.builtin.alloc",)), ("other VM builtins", ("vm.",)))
 _RELAX_FUNCTION_CALLS = "Relax function calls (branch and bucket functions)"
 
+
 class _Runner:
     """A fresh VM for ``compiled`` (this machine) and the batches as device tensors."""
 
@@ -50,7 +51,6 @@ class _Runner:
         for index in range(rounds):
             self.main(self.inputs[index % len(self.inputs)])
         return (time.perf_counter() - started) * 1e3 / rounds
-
 
 
 def count_calls(compiled: CompiledModel, batches: Sequence[np.ndarray]) -> dict[str, float]:
@@ -95,7 +95,8 @@ def _copy(argument):
 
 def _kernel_library(executable: tvm.runtime.Module, symbol: str) -> tvm.runtime.Module:
     """The module among the executable's imports that holds kernel ``symbol``."""
-    pending = [executable.mod]
+    # A compiled executable keeps its kernels in ``mod``; a loaded artifact is the library module itself.
+    pending = [getattr(executable, "mod", executable)]
     while pending:
         module = pending.pop()
         if module.implements_function(symbol):
