@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import tvm
 from tvm import relax
 
+from .drop_proven_param_checks import DropProvenParamChecks
 from .executed_work import ExposeExecutedWork
 from .fold_batch_norm import FoldBatchNorm
 from .lower_channel_gates import LowerChannelGates
@@ -130,12 +131,22 @@ def compile_pipeline(
             SerialSmallKernels(),
         ],
         "finalize": [
-            # Memory planning, builtins and shapes, the target backend's way.
+            # Memory planning, builtins and shapes, the target backend's way; branch
+            # and bucket functions called with proven shapes do not check them again.
             *backend.dataflow_lower_passes(target),
-            *backend.finalize_passes(target),
+            *_inserted_after(backend.finalize_passes(target), "VMShapeLower", DropProvenParamChecks()),
         ],
     }
     passes = []
     for phase in PHASES[: PHASES.index(stop_after) + 1]:
         passes += [*phases[phase], keep(phase)]
     return tvm.transform.Sequential(passes, name="lcnet_tvm.compile_pipeline")
+
+
+def _inserted_after(passes: list[tvm.transform.Pass], name: str, extra: tvm.transform.Pass) -> list[tvm.transform.Pass]:
+    """``passes`` with ``extra`` right after the pass called ``name``."""
+    names = [each.info.name for each in passes]
+    if name not in names:
+        raise RuntimeError(f"the backend's finalize passes {names} have no {name}: not the TVM lcnet_tvm was written for")
+    index = names.index(name) + 1
+    return [*passes[:index], extra, *passes[index:]]

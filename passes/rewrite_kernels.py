@@ -1,4 +1,4 @@
-"""Rewriting a module's kernels one at a time, for the passes that work on each PrimFunc alone."""
+"""Rewriting a module's functions one at a time, for the passes that work on each function alone."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import tvm
 from tvm import tirx
 
 
-def rewrite_kernels(mod: tvm.IRModule, rewrite: Callable[[tirx.PrimFunc], tirx.PrimFunc]) -> tvm.IRModule:
-    """``mod`` with each PrimFunc replaced by ``rewrite(func)``; ``mod`` itself when nothing changed."""
+def rewrite_functions(mod: tvm.IRModule, kind: type, rewrite: Callable) -> tvm.IRModule:
+    """``mod`` with each function of type ``kind`` replaced by ``rewrite(global_var, func)``; ``mod`` itself
+    when nothing changed."""
     changed = {}
     for gv, func in mod.functions_items():
-        if isinstance(func, tirx.PrimFunc):
-            rewritten = rewrite(func)
+        if isinstance(func, kind):
+            rewritten = rewrite(gv, func)
             if not rewritten.same_as(func):
                 changed[gv] = rewritten
     if not changed:
@@ -22,3 +23,8 @@ def rewrite_kernels(mod: tvm.IRModule, rewrite: Callable[[tirx.PrimFunc], tirx.P
     for gv, func in changed.items():
         mod.update_func(gv, func)
     return mod
+
+
+def rewrite_kernels(mod: tvm.IRModule, rewrite: Callable[[tirx.PrimFunc], tirx.PrimFunc]) -> tvm.IRModule:
+    """``mod`` with each PrimFunc replaced by ``rewrite(func)``; ``mod`` itself when nothing changed."""
+    return rewrite_functions(mod, tirx.PrimFunc, lambda _gv, func: rewrite(func))
