@@ -7,7 +7,7 @@ import tvm_ffi
 from tvm import relax
 from tvm.relax.expr_functor import PyExprVisitor, visitor
 
-from .rewrite_kernels import rewrite_functions
+from .rewrite_functions import rebuilt, rewrite_functions, used_vars
 
 _CHECK_TENSOR_INFO = "vm.builtin.check_tensor_info"
 _MATCH_SHAPE = "vm.builtin.match_shape"
@@ -57,15 +57,6 @@ def _proven_params(func: relax.Function, calls: list[list[relax.Expr]]) -> set[r
     return proven
 
 
-@visitor
-class _VarUses(PyExprVisitor):
-    def __init__(self):
-        self.used: set[relax.Var] = set()
-
-    def visit_var_(self, var: relax.Var) -> None:
-        self.used.add(var)
-
-
 def _is_shape_heap(binding: relax.Binding) -> bool:
     value = binding.value
     return isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.null_value") and binding.var.name == "shape_heap"
@@ -84,16 +75,8 @@ def _without_checks(func: relax.Function, proven: set[relax.Var]) -> relax.Funct
     if all(len(new) == len(old.bindings) for new, old in zip(blocks, func.body.blocks)):
         return func
     # The shape heap VMShapeLower made for the checks goes too when nothing else reads it.
-    uses = _VarUses()
-    for bindings in blocks:
-        for binding in bindings:
-            uses.visit_expr(binding.value)
-    uses.visit_expr(func.body.body)
-    blocks = [
-        relax.BindingBlock([b for b in bindings if not (_is_shape_heap(b) and b.var not in uses.used)]) for bindings in blocks
-    ]
-    rewritten = relax.Function(func.params, relax.SeqExpr(blocks, func.body.body), func.ret_ty, func.is_pure, func.attrs, func.span)
-    return relax.BlockBuilder().normalize(rewritten)
+    used = used_vars([binding for bindings in blocks for binding in bindings], func.body.body)
+    return rebuilt(func, [[b for b in bindings if not (_is_shape_heap(b) and b.var not in used)] for bindings in blocks])
 
 
 @tvm.transform.module_pass(opt_level=0, name="DropProvenParamChecks")

@@ -9,7 +9,7 @@ import tvm_ffi
 from tvm import tirx
 from tvm.s_tir import SBlock, SBlockRealize
 
-from .rewrite_kernels import rewrite_kernels
+from .rewrite_functions import rewrite_kernels
 
 
 def _contains(stmt: tirx.Stmt, node_type: type, where: Callable[[tirx.Stmt], bool] = lambda _node: True) -> bool:

@@ -26,6 +26,7 @@ from .executed_work import ExposeExecutedWork
 from .fold_batch_norm import FoldBatchNorm
 from .lower_channel_gates import LowerChannelGates
 from .lower_layer_gates import LowerLayerGates
+from .remove_unused_tuples import RemoveUnusedTuples
 from .serial_small_kernels import SerialSmallKernels
 
 if TYPE_CHECKING:
@@ -134,6 +135,9 @@ def compile_pipeline(
             # Memory planning, builtins and shapes, the target backend's way; branch
             # and bucket functions called with proven shapes do not check them again.
             *backend.dataflow_lower_passes(target),
+            # Kernels with several outputs leave tuples of them that nothing reads.
+            relax.transform.CanonicalizeBindings(),
+            RemoveUnusedTuples(),
             *_inserted_after(backend.finalize_passes(target), "VMShapeLower", DropProvenParamChecks()),
         ],
     }

@@ -9,7 +9,7 @@ import tvm_ffi
 from tvm import tirx
 from tvm.s_tir.analysis import estimate_tir_flops
 
-from .rewrite_kernels import rewrite_kernels
+from .rewrite_functions import rewrite_kernels
 
 #: Work (FLOPs, or elements of the largest buffer, whichever is more) below which a kernel runs serial.
 #: A parallel region costs a few microseconds to start and join; a gated network calls hundreds of

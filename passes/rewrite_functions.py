@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import tvm
-from tvm import tirx
+from tvm import relax, tirx
 
 
 def rewrite_functions(mod: tvm.IRModule, kind: type, rewrite: Callable) -> tvm.IRModule:
@@ -28,3 +28,18 @@ def rewrite_functions(mod: tvm.IRModule, kind: type, rewrite: Callable) -> tvm.I
 def rewrite_kernels(mod: tvm.IRModule, rewrite: Callable[[tirx.PrimFunc], tirx.PrimFunc]) -> tvm.IRModule:
     """``mod`` with each PrimFunc replaced by ``rewrite(func)``; ``mod`` itself when nothing changed."""
     return rewrite_functions(mod, tirx.PrimFunc, lambda _gv, func: rewrite(func))
+
+
+def used_vars(bindings: list[relax.Binding], result: relax.Expr) -> set[relax.Var]:
+    """The variables that ``bindings`` and ``result`` read."""
+    used = set(relax.analysis.free_vars(result))
+    for binding in bindings:
+        used.update(relax.analysis.free_vars(binding.value))
+    return used
+
+
+def rebuilt(func: relax.Function, blocks: list[list[relax.Binding]]) -> relax.Function:
+    """``func`` with its body's blocks replaced by ``blocks`` (plain binding blocks), types inferred."""
+    body = relax.SeqExpr([relax.BindingBlock(bindings) for bindings in blocks], func.body.body)
+    rewritten = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs, func.span)
+    return relax.BlockBuilder().normalize(rewritten)
