@@ -65,7 +65,7 @@ from lcnet_tvm.model.flops import FlopsCounter
 from lcnet_tvm.model.gates import WithGateScores, without_gates
 from lcnet_tvm.runtime.compiled_model import CompiledModel
 from lcnet_tvm.runtime.instrument import profile_kernels
-from lcnet_tvm.schedules.shipped import target_and_records
+from lcnet_tvm.schedules.shipped import shipped_records, target_and_records
 from lcnet_tvm.support.files import write_atomically
 from lcnet_tvm.targets import DEFAULT_TARGET
 
@@ -112,8 +112,9 @@ class BenchOptions:
         """:meth:`compile_options` with the records of ``--db``, or else the shipped ones for ``architecture``."""
         target, database = self.target_name, self.database_dir
         if database is None:
-            shipped_target, database = target_and_records(architecture)
-            target = target or shipped_target
+            shipped_target, shipped_database = target_and_records(architecture)
+            if target in (None, shipped_target):  # records for another ISA level would not apply
+                target, database = shipped_target, shipped_database
         return self.compile_options(target or DEFAULT_TARGET, database)
 
 
@@ -122,10 +123,13 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
     options.validate()
     compile_options = options.resolved(loaded.name)
     if compile_options.database is None and any(name in TVM_FORMS for name in options.systems):
+        target = compile_options.target.name
+        shipped = shipped_records(loaded.name)
+        instead = f"the shipped ones are for --target {shipped[0]}: use that, or tune with" if shipped else "tune with"
         raise LcnetError(
-            f"no tuning records for {loaded.name} run on this machine: tune with "
-            f"`lcnet-tvm tune --model {loaded.name} --gates G --db DIR` for each TVM system's gate form "
-            "and pass --db DIR (untuned TVM code is no baseline anyone would use)"
+            f"no tuning records for {loaded.name} on target {target} run on this machine; {instead} "
+            f"`lcnet-tvm tune --model {loaded.name} --target {target} --gates G --db DIR` for each TVM system's "
+            "gate form and pass --db DIR (untuned TVM code is no baseline anyone would use)"
         )
     left_out = _left_out_peers(options.systems, compile_options.target.device_type)
     if len(left_out) == len(options.systems):
