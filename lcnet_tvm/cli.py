@@ -96,7 +96,7 @@ def cmd_compile(args) -> None:
     from lcnet_tvm.compiler.driver import compile_model, explain_model  # noqa: PLC0415
     from lcnet_tvm.model.checkpoint import resolve_model  # noqa: PLC0415
     from lcnet_tvm.runtime.compiled_model import check_artifact_destination  # noqa: PLC0415
-    from lcnet_tvm.schedules.shipped import shipped_records, warn_untuned  # noqa: PLC0415
+    from lcnet_tvm.schedules.shipped import records_for, warn_untuned  # noqa: PLC0415
 
     options = compile_options(args)
     loaded = resolve_model(args.model, args.input_size)
@@ -106,9 +106,8 @@ def cmd_compile(args) -> None:
         print(format_gates(explain_model(loaded.model, loaded.config.input_shape)))
         return
     check_artifact_destination(args.output)
-    shipped = shipped_records(loaded.name)
-    if args.db is None and shipped is not None and args.target in (None, shipped[0]):
-        # The shipped records, when they are for the target asked (by default: theirs).
+    shipped = records_for(loaded.name, args.target) if args.db is None else None
+    if shipped is not None:  # the shipped records, when they are for the target asked (by default: theirs)
         options = options.replace(target=shipped[0], database=str(shipped[1]))
     compiled = compile_model(loaded.model, loaded.config.input_shape, options, name=loaded.name, source=loaded.source)
     if options.database is None and compiled.metadata.untuned_kernels:

@@ -13,6 +13,7 @@ _CHECK_TENSOR_INFO = "vm.builtin.check_tensor_info"
 _MATCH_SHAPE = "vm.builtin.match_shape"
 #: ``vm.builtin.match_shape``'s code for "this dimension must equal this constant" (MatchShapeCode::kAssertEqualToImm).
 _ASSERT_EQUAL_TO_IMM = 0
+_NULL_VALUE = tvm.ir.Op.get("relax.null_value")
 
 
 def _builtin(value: relax.Expr) -> str | None:
@@ -57,9 +58,8 @@ def _proven_params(func: relax.Function, calls: list[list[relax.Expr]]) -> set[r
     return proven
 
 
-def _is_shape_heap(binding: relax.Binding) -> bool:
-    value = binding.value
-    return isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.null_value") and binding.var.name == "shape_heap"
+def _is_null_value(binding: relax.Binding) -> bool:
+    return isinstance(binding.value, relax.Call) and binding.value.op == _NULL_VALUE
 
 
 def _without_checks(func: relax.Function, proven: set[relax.Var]) -> relax.Function:
@@ -74,9 +74,9 @@ def _without_checks(func: relax.Function, proven: set[relax.Var]) -> relax.Funct
     blocks = [[binding for binding in block.bindings if not redundant(binding)] for block in func.body.blocks]
     if all(len(new) == len(old.bindings) for new, old in zip(blocks, func.body.blocks)):
         return func
-    # The shape heap VMShapeLower made for the checks goes too when nothing else reads it.
+    # The shape heap (a null value) VMShapeLower made for the checks goes too when nothing else reads it.
     used = used_vars([binding for bindings in blocks for binding in bindings], func.body.body)
-    return rebuilt(func, [[b for b in bindings if not (_is_shape_heap(b) and b.var not in used)] for bindings in blocks])
+    return rebuilt(func, [[b for b in bindings if not (_is_null_value(b) and b.var not in used)] for bindings in blocks])
 
 
 @tvm.transform.module_pass(opt_level=0, name="DropProvenParamChecks")

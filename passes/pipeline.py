@@ -132,12 +132,12 @@ def compile_pipeline(
             SerialSmallKernels(),
         ],
         "finalize": [
-            # Memory planning, builtins and shapes, the target backend's way; branch
-            # and bucket functions called with proven shapes do not check them again.
             *backend.dataflow_lower_passes(target),
             # Kernels with several outputs leave tuples of them that nothing reads.
             relax.transform.CanonicalizeBindings(),
             RemoveUnusedTuples(),
+            # Memory planning, builtins and shapes, the target backend's way; branch
+            # and bucket functions called with proven shapes do not check them again.
             *_inserted_after(backend.finalize_passes(target), "VMShapeLower", DropProvenParamChecks()),
         ],
     }

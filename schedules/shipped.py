@@ -72,6 +72,13 @@ def shipped_records(architecture: str) -> tuple[str, Path] | None:
     return None
 
 
+def records_for(architecture: str, target_name: str | None) -> tuple[str, Path] | None:
+    """:func:`shipped_records` when they serve ``target_name`` (``None``: whichever target they are for);
+    records for another ISA level would not apply."""
+    shipped = shipped_records(architecture)
+    return shipped if shipped is not None and target_name in (None, shipped[0]) else None
+
+
 def target_and_records(architecture: str, default_target: str = DEFAULT_TARGET) -> tuple[str, str | None]:
     """The target to compile for and the shipped records to use (``None``: none run here; see :func:`warn_untuned`)."""
     shipped = shipped_records(architecture)

@@ -65,7 +65,7 @@ from lcnet_tvm.model.flops import FlopsCounter
 from lcnet_tvm.model.gates import WithGateScores, without_gates
 from lcnet_tvm.runtime.compiled_model import CompiledModel
 from lcnet_tvm.runtime.instrument import profile_kernels
-from lcnet_tvm.schedules.shipped import shipped_records, target_and_records
+from lcnet_tvm.schedules.shipped import records_for, shipped_records
 from lcnet_tvm.support.files import write_atomically
 from lcnet_tvm.targets import DEFAULT_TARGET
 
@@ -111,10 +111,8 @@ class BenchOptions:
     def resolved(self, architecture: str) -> CompileOptions:
         """:meth:`compile_options` with the records of ``--db``, or else the shipped ones for ``architecture``."""
         target, database = self.target_name, self.database_dir
-        if database is None:
-            shipped_target, shipped_database = target_and_records(architecture)
-            if target in (None, shipped_target):  # records for another ISA level would not apply
-                target, database = shipped_target, shipped_database
+        if database is None and (shipped := records_for(architecture, target)) is not None:
+            target, database = shipped[0], str(shipped[1])
         return self.compile_options(target or DEFAULT_TARGET, database)
 
 
