@@ -147,7 +147,8 @@ def cmd_tune(args) -> None:
         shift = calibrate_gates(loaded.model, guide_inputs, args.flops_fraction, counter)
         print(f"gates shifted by {shift:+.3f}: decisions call for about {args.flops_fraction} of dense FLOPs")
     report = tune_model(
-        loaded.model, loaded.config.input_shape, options, args.trials, remote=_remote(args), guide_inputs=guide_inputs
+        loaded.model, loaded.config.input_shape, options, args.trials, remote=_remote(args), guide_inputs=guide_inputs,
+        build_timeout=args.build_timeout,
     )
     state = "stopped by Ctrl-C; every measured record is kept" if report.interrupted else "done"
     print(
@@ -290,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="spread the budget by how often each kernel runs on held-out inputs, at the model's own gates",
     )
     tune.add_argument("--rpc-timeout", type=float, default=60.0, metavar="S", help=RPC_TIMEOUT_HELP)
+    tune.add_argument(
+        "--build-timeout", type=float, default=60.0, metavar="S",
+        help="seconds one candidate's build may take before it is stopped and counted as a failed trial (default 60)",
+    )
     tune.set_defaults(handler=cmd_tune)
 
     bench = commands.add_parser(

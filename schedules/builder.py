@@ -1,7 +1,8 @@
-"""How MetaSchedule builds candidate kernels on this machine: in this process, one after another."""
+"""How MetaSchedule builds candidate kernels on this machine: each in a forked child with a time limit."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import tempfile
 
@@ -10,6 +11,9 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
 from lcnet_tvm.support.native_stderr import quiet_native_noise
+
+#: Seconds one candidate's build may take (they take well under a second; LLVM has been seen to run for minutes).
+DEFAULT_BUILD_TIMEOUT = 60.0
 
 
 def build_candidate(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.runtime.Module:
@@ -23,33 +27,57 @@ def build_candidate(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.runtime
     return tvm.tirx.build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
 
 
+def _build_and_export(mod: tvm.IRModule, target: tvm.target.Target, link, path: str, errors) -> None:
+    """The child's work: the candidate's shared library at ``path``, or why not sent through ``errors``."""
+    try:
+        with quiet_native_noise():
+            build_candidate(mod, target).export_library(path, fcompile=link)
+    except BaseException as error:  # noqa: BLE001 (reported to the parent, which decides)
+        errors.send(f"{type(error).__name__}: {error}")
+        raise SystemExit(1) from None
+
+
 @derived_object
-class InProcessBuilder(ms.builder.PyBuilder):
-    """Builds candidates in the tuning process.
+class ForkingBuilder(ms.builder.PyBuilder):
+    """Builds each candidate in a child forked from the tuning process, killed after ``timeout`` seconds.
 
     MetaSchedule's ``LocalBuilder`` starts a fresh pool of worker processes for
     every batch of candidates; each worker imports TVM (seconds) and its
     default build imports ``tvm.s_tir.tensor_intrin`` (about a minute here, past
     the builder's timeout: every candidate then "fails to build" and tuning
-    silently measures nothing). Building a candidate takes well under a second,
-    so building in-process is far faster for the many small kernels of a gated
-    model. ``link`` is the target's ``fcompile`` (``None``: the host's g++):
-    candidates are shared libraries linked here, so a device needs no compiler.
+    silently measures nothing). A forked child has everything imported
+    already. Building in the tuning process itself has no way to stop a build
+    that does not end (a ResNet-18 tune once stalled over 9 minutes in one
+    candidate's LLVM build); a child can be killed, and its candidate counts as
+    a failed trial. ``link`` is the target's ``fcompile`` (``None``: the host's
+    g++): candidates are shared libraries linked here, so a device needs no compiler.
     """
 
-    def __init__(self, link=None):
+    def __init__(self, link=None, timeout: float = DEFAULT_BUILD_TIMEOUT):
         super().__init__()
         self.link = link
+        self.timeout = timeout
 
     def build(self, build_inputs):
-        results = []
-        for build_input in build_inputs:
-            try:
-                with quiet_native_noise():
-                    library = build_candidate(build_input.mod, build_input.target)
-                path = os.path.join(tempfile.mkdtemp(prefix="lcnet-candidate-"), "candidate.so")
-                library.export_library(path, fcompile=self.link)
-                results.append(ms.builder.BuilderResult(path, None))
-            except Exception as error:  # a candidate that fails to build is a failed trial, not a failed tune
-                results.append(ms.builder.BuilderResult(None, f"{type(error).__name__}: {error}"))
-        return results
+        return [ms.builder.BuilderResult(*self._build_one(build_input)) for build_input in build_inputs]
+
+    def _build_one(self, build_input) -> tuple[str | None, str | None]:
+        """(library path, None) or (None, why the build failed)."""
+        path = os.path.join(tempfile.mkdtemp(prefix="lcnet-candidate-"), "candidate.so")
+        receive, send = multiprocessing.Pipe(duplex=False)
+        context = multiprocessing.get_context("fork")
+        child = context.Process(target=_build_and_export, args=(build_input.mod, build_input.target, self.link, path, send))
+        child.start()
+        send.close()
+        try:
+            child.join(self.timeout)
+            if child.exitcode is None:
+                return None, f"the build took over {self.timeout:g} s and was stopped"
+            if child.exitcode != 0:
+                return None, receive.recv() if receive.poll() else f"the build process died (exit code {child.exitcode})"
+            return path, None
+        finally:
+            if child.is_alive():
+                child.kill()
+                child.join()
+            receive.close()

@@ -1,7 +1,8 @@
 """Tuning records shipped with the package, made by ``lcnet-tvm tune`` (see ``tuning/README.md``).
 
 ``tuning/<target>/<architecture>/`` is a tuning database for that zoo
-architecture at its own input size, batch 1, gated form, default buckets.
+architecture at its own input size, batch 1, default buckets, for a fixed ISA
+level (``x86-avx512``, ``x86-avx2``), never for the host-dependent ``x86``.
 Records depend on kernel shapes only, so they serve every checkpoint of the
 architecture. The database files are shipped gzip-compressed (MetaSchedule's
 workload JSON holds every kernel's TensorIR and compresses 15x) and unpacked
@@ -16,10 +17,11 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from lcnet_tvm.schedules.database import RECORDS_FILE, TARGET_FILE, WORKLOADS_FILE
-from lcnet_tvm.targets import DEFAULT_TARGET, get_target
+from lcnet_tvm.schedules.database import RECORDS_FILE, TARGET_FILE, WORKLOADS_FILE, target_identity
+from lcnet_tvm.targets import DEFAULT_TARGET, TARGETS, TargetSpec, get_target
 
 import lcnet_tvm
 
@@ -60,23 +62,38 @@ def unpacked_database(shipped: Path) -> Path:
     return destination
 
 
-def shipped_records(architecture: str) -> tuple[str, Path] | None:
-    """(target name, database directory) of shipped records for ``architecture`` that run on this machine."""
+def _runnable_records(architecture: str) -> Iterator[tuple[TargetSpec, Path]]:
+    """(target, shipped directory) of each record set for ``architecture`` whose code runs here, widest ISA first."""
     if not SHIPPED_TUNING_DIR.is_dir():
-        return None
-    for target_dir in sorted(path for path in SHIPPED_TUNING_DIR.iterdir() if path.is_dir()):
-        shipped = target_dir / architecture
-        spec = get_target(target_dir.name)
+        return
+    for spec in TARGETS.values():
+        # resolved: architectures whose kernels have the same shapes share one database through a symlink
+        shipped = (SHIPPED_TUNING_DIR / spec.name / architecture).resolve()
         if (shipped / TARGET_FILE).exists() and spec.runnable_here(spec.config()) is None:
-            return spec.name, unpacked_database(shipped)
-    return None
+            yield spec, shipped
+
+
+def shipped_records(architecture: str) -> tuple[str, Path] | None:
+    """(target name, database directory) of the shipped records for ``architecture`` that run on this machine;
+    of several, those for the widest ISA level."""
+    spec, shipped = next(_runnable_records(architecture), (None, None))
+    return None if spec is None else (spec.name, unpacked_database(shipped))
 
 
 def records_for(architecture: str, target_name: str | None) -> tuple[str, Path] | None:
-    """:func:`shipped_records` when they serve ``target_name`` (``None``: whichever target they are for);
-    records for another ISA level would not apply."""
-    shipped = shipped_records(architecture)
-    return shipped if shipped is not None and target_name in (None, shipped[0]) else None
+    """The shipped records that serve ``target_name`` (``None``: :func:`shipped_records`), as (that name, database).
+
+    Records serve a target whose code is the same as theirs: ``x86`` on an
+    AVX-512 host uses the ``x86-avx512`` records; records for another ISA level
+    would not apply.
+    """
+    if target_name is None:
+        return shipped_records(architecture)
+    wanted = target_identity(get_target(target_name).config())
+    for spec, shipped in _runnable_records(architecture):
+        if target_identity(spec.config()) == wanted:
+            return target_name, unpacked_database(shipped)
+    return None
 
 
 def target_and_records(architecture: str, default_target: str = DEFAULT_TARGET) -> tuple[str, str | None]:
@@ -90,11 +107,11 @@ def target_and_records(architecture: str, default_target: str = DEFAULT_TARGET) 
 def warn_untuned(architecture: str, kernels: list[str], target_name: str | None = None) -> None:
     """Say which kernels of a build without records run untuned, and how to tune them or use shipped ones.
 
-    ``target_name``: the target built for, when it was asked for; shipped records for another target
-    that runs here are named with the option that uses them.
+    ``target_name``: the target built for, when it was asked for (and no shipped records serve it);
+    shipped records for another ISA level that runs here are named with the option that uses them.
     """
     shipped = shipped_records(architecture)
-    if shipped is not None and target_name not in (None, shipped[0]):
+    if shipped is not None and target_name is not None:
         logger.warning(
             "compiled for %s without tuning records: these %d kernels run untuned: %s "
             "(shipped records for %s run on this machine with --target %s; or tune for %s with "

@@ -31,7 +31,7 @@ from lcnet_tvm.compiler.options import CompileOptions
 from lcnet_tvm.errors import LcnetError
 from lcnet_tvm.runtime.instrument import count_calls
 
-from .builder import InProcessBuilder
+from .builder import DEFAULT_BUILD_TIMEOUT, ForkingBuilder
 from .database import TuningDatabase, kernel_module, workload_key
 from .measure import tuning_runner
 
@@ -80,6 +80,7 @@ def tune_model(
     remote: RemoteDevice | None = None,
     guide_inputs: torch.Tensor | None = None,
     show_progress: bool = True,
+    build_timeout: float = DEFAULT_BUILD_TIMEOUT,
 ) -> TuneReport:
     """Tune every kernel of ``model`` compiled as ``options`` say, recording into ``options.database``.
 
@@ -89,12 +90,15 @@ def tune_model(
     observed running an untuned build on them (the same lowering the tasks
     come from), so the channel buckets and blocks the gates really choose get
     the trials; without, every kernel counts as always running. Candidates are
-    measured on this machine, or through the RPC tracker ``remote``.
+    measured on this machine, or through the RPC tracker ``remote``; each is built
+    in a child process stopped after ``build_timeout`` seconds.
     """
     if options.database is None:
         raise LcnetError("tuning records into a database directory: give one (--db DIR)")
+    if not build_timeout > 0:
+        raise LcnetError(f"the build timeout must be positive seconds, got {build_timeout}")
     runner = tuning_runner(options.target, options.target_config, remote)
-    builder = InProcessBuilder(link=options.target.library_compiler())
+    builder = ForkingBuilder(link=options.target.library_compiler(), timeout=build_timeout)
     database = TuningDatabase(options.database, options.target_config, create=True)
     target = options.tvm_target
     if guide_inputs is None:

@@ -45,18 +45,18 @@ def runnable_here(built_for: dict) -> str | None:
     return None
 
 
-X86 = TargetSpec(
-    name="x86",
-    description="host x86-64 CPU (LLVM, ISA level detected: AVX-512, AVX2+FMA or baseline)",
-    device_type="cpu",
-    config=config,
-    runnable_here=runnable_here,
-)
-#: A fixed ISA level: code and tuning records that run on every x86-64 CPU with AVX2 and FMA.
-X86_AVX2 = TargetSpec(
-    name="x86-avx2",
-    description="any x86-64 CPU with AVX2+FMA (LLVM, mcpu core-avx2)",
-    device_type="cpu",
-    config=lambda: config("core-avx2"),
-    runnable_here=runnable_here,
-)
+def _spec(name: str, description: str, mcpu: str | None = None) -> TargetSpec:
+    return TargetSpec(
+        name=name,
+        description=description,
+        device_type="cpu",
+        config=lambda: config(mcpu),
+        runnable_here=runnable_here,
+        layout_free_weights=True,
+    )
+
+
+X86 = _spec("x86", "host x86-64 CPU (LLVM, ISA level detected: AVX-512, AVX2+FMA or baseline)")
+#: Fixed ISA levels: code and tuning records that run on every x86-64 CPU with that level.
+X86_AVX512 = _spec("x86-avx512", "any x86-64 CPU with AVX-512 F/BW/VL/DQ (LLVM, mcpu skylake-avx512)", "skylake-avx512")
+X86_AVX2 = _spec("x86-avx2", "any x86-64 CPU with AVX2+FMA (LLVM, mcpu core-avx2)", "core-avx2")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +14,9 @@ from torch import nn
 from lcnet_tvm.model.data import load_digits
 from lcnet_tvm.model.gates import WithGateScores, find_gates
 from lcnet_tvm.model.train import recalibrate_batch_norm
+from lcnet_tvm.schedules import shipped
+from lcnet_tvm.schedules.database import TARGET_FILE, target_identity
+from lcnet_tvm.targets import get_target
 
 # Registered here, before hypothesis's plugin reads ``--hypothesis-profile``: a profile registered in a
 # test module is unknown when the option is read. "ci" is the default; the option overrides it.
@@ -113,3 +119,21 @@ def tuned(tmp_path_factory, loopback_rpc):
         remote=loopback_rpc.tracker,
     )
     return model, directory, report
+
+
+@pytest.fixture
+def shipped_tree(tmp_path, monkeypatch):
+    """Replace the shipped records by empty databases: ``shipped_tree(architecture, *targets)`` makes them."""
+    root = tmp_path / "shipped"
+    monkeypatch.setattr(shipped, "SHIPPED_TUNING_DIR", root)
+    monkeypatch.setenv("LCNET_TVM_CACHE", str(tmp_path / "cache"))
+
+    def make(architecture: str, *targets: str) -> None:
+        for name in targets:
+            directory = root / name / architecture
+            directory.mkdir(parents=True)
+            (directory / TARGET_FILE).write_text(json.dumps(target_identity(get_target(name).config())))
+            for file in shipped.COMPRESSED_FILES:
+                gzip.open(directory / file, "wb").close()
+
+    return make

@@ -12,11 +12,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import tvm
+from lcnet_tvm.compiler.driver import build
+from lcnet_tvm.passes.layout_free_weights import LAYOUT_FREE_ATTR
+from lcnet_tvm.schedules import builder
 from lcnet_tvm.schedules import shipped as shipped_tuning
-from lcnet_tvm.schedules.database import RECORDS_FILE, UNREPLAYABLE_FILE, TuningDatabase, read_database
+from lcnet_tvm.schedules.builder import ForkingBuilder
+from lcnet_tvm.schedules.database import (
+    RECORDS_FILE,
+    UNREPLAYABLE_FILE,
+    TuningDatabase,
+    kernel_module,
+    read_database,
+)
 from lcnet_tvm.schedules.shipped import COMPRESSED_FILES, SHIPPED_TUNING_DIR, unpacked_database
 from lcnet_tvm.schedules.tune import KernelTask, search_strategy, spread_budget
 from lcnet_tvm.targets import get_target
+from tvm import te
+from tvm.s_tir import meta_schedule as ms
 
 from lcnet_tvm import CompileOptions, compile_model, tune_model
 from lcnet_tvm.errors import DatabaseError, LcnetError
@@ -50,6 +63,17 @@ def test_every_kernel_is_tuned_and_the_artifact_says_so(tuned):
     x = torch.randn(40, *SHAPE, generator=torch.Generator().manual_seed(2))
     result = check_against_eager(compiled, model, x, varying=False)  # two gates: few distinct patterns
     assert 0.0 < np.concatenate(result.decisions, axis=1).mean() < 1.0
+
+
+def test_tuned_kernels_read_their_weights_repacked_at_compile_time(tuned):
+    model, directory, _ = tuned
+    phases = build(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=directory), name="tiny").phases
+    weighted = {gv.name_hint for gv, func in phases.kernels.functions_items() if LAYOUT_FREE_ATTR in (func.attrs or {})}
+    assert any("conv2d" in name for name in weighted), weighted
+    built = {gv.name_hint for gv, func in phases.schedules.functions_items() if isinstance(func, tvm.tirx.PrimFunc)}
+    repacked = {name.removesuffix("_prepacked") for name in built if name.endswith("_prepacked")}
+    # every kernel whose tuned schedule chose a weight layout reads it repacked; no repacking is left to run
+    assert repacked and repacked <= weighted and not any(name.endswith("_weight_prepack") for name in built), built
 
 
 def test_distributed_tuning_measured_candidates_on_both_servers(tuned, loopback_rpc):
@@ -140,10 +164,12 @@ def test_a_killed_tune_keeps_its_records_and_a_rerun_finishes_the_budget(tmp_pat
     _rerun_finishes_the_budget(tmp_path / "db")
 
 
-@pytest.mark.parametrize("shipped", sorted(SHIPPED_TUNING_DIR.glob("*/*/target.json")), ids=lambda path: path.parent.name)
-def test_shipped_records_unpack_once_into_the_cache(shipped, tmp_path, monkeypatch):
+SHIPPED_DATABASES = sorted({path.parent.resolve() for path in SHIPPED_TUNING_DIR.glob("*/*/target.json")})
+
+
+@pytest.mark.parametrize("directory", SHIPPED_DATABASES, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_shipped_records_unpack_once_into_the_cache(directory, tmp_path, monkeypatch):
     monkeypatch.setenv("LCNET_TVM_CACHE", str(tmp_path))
-    directory = shipped.parent
     unpacked = unpacked_database(directory)
     assert unpacked.is_relative_to(tmp_path)
     for name in COMPRESSED_FILES:
@@ -187,15 +213,31 @@ def test_without_usable_shipped_records_the_untuned_kernels_are_named(monkeypatc
     assert all(kernel.name in caplog.text for kernel in kernels)
 
 
-def test_a_compile_for_another_target_than_the_shipped_records_names_the_option_that_uses_them(caplog):
-    shipped = shipped_tuning.shipped_records("lcnet_resnet20_cifar")
-    if shipped is None:
-        pytest.skip("no shipped records run on this machine")
-    other = "x86" if shipped[0] != "x86" else "x86-avx2"
+def test_a_compile_for_another_target_than_the_shipped_records_names_the_option_that_uses_them(shipped_tree, caplog):
+    if get_target("x86-avx2").runnable_here(get_target("x86-avx2").config()) is not None:
+        pytest.skip("the x86-avx2 records do not run on this machine")
+    shipped_tree("lcnet_resnet20_cifar", "x86-avx2")
+    assert shipped_tuning.records_for("lcnet_resnet20_cifar", "x86-avx512") is None
     with caplog.at_level(logging.WARNING):
-        shipped_tuning.warn_untuned("lcnet_resnet20_cifar", ["conv2d"], other)
-    assert f"compiled for {other} without tuning records: these 1 kernels run untuned: conv2d" in caplog.text
-    assert f"run on this machine with --target {shipped[0]}" in caplog.text
+        shipped_tuning.warn_untuned("lcnet_resnet20_cifar", ["conv2d"], "x86-avx512")
+    assert "compiled for x86-avx512 without tuning records: these 1 kernels run untuned: conv2d" in caplog.text
+    assert "run on this machine with --target x86-avx2" in caplog.text
+
+
+def test_the_widest_level_is_preferred_and_records_serve_every_target_with_their_code(shipped_tree):
+    levels = [name for name in ("x86-avx512", "x86-avx2") if get_target(name).runnable_here(get_target(name).config()) is None]
+    if not levels:
+        pytest.skip("neither x86 level runs on this machine")
+    shipped_tree("lcnet_resnet20_cifar", "x86-avx2", "x86-avx512", "aarch64")
+    name, widest = shipped_tuning.shipped_records("lcnet_resnet20_cifar")
+    assert name == levels[0] and widest.parent.name == levels[0]
+    assert shipped_tuning.records_for("lcnet_resnet20_cifar", None) == (name, widest)
+    assert shipped_tuning.records_for("lcnet_resnet20_cifar", "x86") == ("x86", widest)  # the host's level
+    for level in levels:
+        served, database = shipped_tuning.records_for("lcnet_resnet20_cifar", level)
+        assert served == level and database.parent.name == level
+    assert shipped_tuning.records_for("lcnet_resnet20_cifar", "aarch64") is None  # its code does not run here
+    assert shipped_tuning.records_for("lcnet_resnet56_cifar", "x86") is None
 
 
 def test_the_search_population_grows_with_a_kernels_budget():
@@ -248,3 +290,39 @@ def test_readers_open_a_database_once_while_its_files_are_unchanged(tmp_path):
     assert again is not first and len(again.database) == 2
     with pytest.raises(DatabaseError, match="holds records for target"):
         read_database(directory, {**config, "mcpu": "x86-64"})
+
+
+def _candidate() -> ms.builder.BuilderInput:
+    a = te.placeholder((64,), name="a")
+    doubled = te.compute((64,), lambda i: a[i] * 2.0, name="doubled")
+    return ms.builder.BuilderInput(kernel_module(te.create_prim_func([a, doubled])), get_target("x86").tvm_target())
+
+
+def test_candidates_build_in_a_child_process_and_load():
+    (result,) = ForkingBuilder().build([_candidate()])
+    assert result.error_msg is None
+    doubled = tvm.runtime.load_module(result.artifact_path)["main"]
+    a = tvm.runtime.tensor(np.arange(64, dtype="float32"))
+    out = tvm.runtime.tensor(np.zeros(64, "float32"))
+    doubled(a, out)
+    np.testing.assert_array_equal(out.numpy(), 2 * np.arange(64))
+
+
+def test_a_build_that_does_not_end_is_stopped_and_one_that_fails_is_reported(monkeypatch):
+    monkeypatch.setattr(builder, "build_candidate", lambda mod, target: time.sleep(600))
+    started = time.monotonic()
+    (stopped,) = ForkingBuilder(timeout=1).build([_candidate()])
+    assert stopped.artifact_path is None and stopped.error_msg == "the build took over 1 s and was stopped"
+    assert time.monotonic() - started < 30
+
+    def fail(mod, target):
+        raise ValueError("no schedule fits")
+
+    monkeypatch.setattr(builder, "build_candidate", fail)
+    (failed,) = ForkingBuilder().build([_candidate()])
+    assert failed.artifact_path is None and failed.error_msg == "ValueError: no schedule fits"
+
+
+def test_a_build_timeout_must_be_positive(tmp_path):
+    with pytest.raises(LcnetError, match="the build timeout must be positive seconds, got 0"):
+        tune_model(tiny_model(), SHAPE, CompileOptions(database=tmp_path / "db"), 4, build_timeout=0)
