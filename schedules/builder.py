@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import signal
 import tempfile
 
 import tvm
@@ -27,13 +29,21 @@ def build_candidate(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.runtime
     return tvm.tirx.build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
 
 
+#: Characters of a failed build's message sent back (TVM's can hold a whole kernel; a pipe holds 64 KiB).
+_MESSAGE_LIMIT = 4000
+
+
 def _build_and_export(mod: tvm.IRModule, target: tvm.target.Target, link, path: str, errors) -> None:
     """The child's work: the candidate's shared library at ``path``, or why not sent through ``errors``."""
+    # Ctrl-C is the tune's to handle (it stops after the round); a group of its own lets a timeout
+    # kill the linker this child starts too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.setpgid(0, 0)
     try:
         with quiet_native_noise():
             build_candidate(mod, target).export_library(path, fcompile=link)
     except BaseException as error:  # noqa: BLE001 (reported to the parent, which decides)
-        errors.send(f"{type(error).__name__}: {error}")
+        errors.send(f"{type(error).__name__}: {error}"[:_MESSAGE_LIMIT])
         raise SystemExit(1) from None
 
 
@@ -63,21 +73,29 @@ class ForkingBuilder(ms.builder.PyBuilder):
 
     def _build_one(self, build_input) -> tuple[str | None, str | None]:
         """(library path, None) or (None, why the build failed)."""
-        path = os.path.join(tempfile.mkdtemp(prefix="lcnet-candidate-"), "candidate.so")
+        directory = tempfile.mkdtemp(prefix="lcnet-candidate-")
+        path = os.path.join(directory, "candidate.so")
         receive, send = multiprocessing.Pipe(duplex=False)
         context = multiprocessing.get_context("fork")
         child = context.Process(target=_build_and_export, args=(build_input.mod, build_input.target, self.link, path, send))
-        child.start()
-        send.close()
         try:
+            child.start()
+            send.close()
             child.join(self.timeout)
+            if child.exitcode == 0:
+                return path, None
+            shutil.rmtree(directory, ignore_errors=True)
             if child.exitcode is None:
                 return None, f"the build took over {self.timeout:g} s and was stopped"
-            if child.exitcode != 0:
-                return None, receive.recv() if receive.poll() else f"the build process died (exit code {child.exitcode})"
-            return path, None
+            if child.exitcode < 0:
+                return None, f"the build process was killed by {signal.Signals(-child.exitcode).name}"
+            return None, receive.recv() if receive.poll() else f"the build process failed (exit code {child.exitcode})"
         finally:
             if child.is_alive():
-                child.kill()
+                try:
+                    os.killpg(child.pid, signal.SIGKILL)
+                except ProcessLookupError:  # stopped before it made its group
+                    child.kill()
                 child.join()
+            send.close()
             receive.close()

@@ -2,6 +2,7 @@
 
 import gzip
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -308,7 +309,7 @@ def test_candidates_build_in_a_child_process_and_load():
     np.testing.assert_array_equal(out.numpy(), 2 * np.arange(64))
 
 
-def test_a_build_that_does_not_end_is_stopped_and_one_that_fails_is_reported(monkeypatch):
+def test_a_build_that_does_not_end_is_stopped_and_one_that_fails_or_dies_is_reported(monkeypatch):
     monkeypatch.setattr(builder, "build_candidate", lambda mod, target: time.sleep(600))
     started = time.monotonic()
     (stopped,) = ForkingBuilder(timeout=1).build([_candidate()])
@@ -321,6 +322,10 @@ def test_a_build_that_does_not_end_is_stopped_and_one_that_fails_is_reported(mon
     monkeypatch.setattr(builder, "build_candidate", fail)
     (failed,) = ForkingBuilder().build([_candidate()])
     assert failed.artifact_path is None and failed.error_msg == "ValueError: no schedule fits"
+
+    monkeypatch.setattr(builder, "build_candidate", lambda mod, target: os.kill(os.getpid(), signal.SIGKILL))
+    (killed,) = ForkingBuilder().build([_candidate()])
+    assert killed.artifact_path is None and killed.error_msg == "the build process was killed by SIGKILL"
 
 
 def test_a_build_timeout_must_be_positive(tmp_path):
