@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tvm
 import tvm_ffi
 from tvm import tirx
 from tvm.s_tir import SBlock, SBlockRealize
 
-from .rewrite_functions import contains, rewrite_kernels
+from .rewrite_functions import rewrite_kernels
+
+
+def _contains(stmt: tirx.Stmt, node_type: type, where: Callable[[tirx.Stmt], bool] = lambda _node: True) -> bool:
+    """Whether ``stmt`` holds a ``node_type`` node for which ``where`` holds."""
+    found = False
+
+    def visit(node):
+        nonlocal found
+        found |= where(node)
+
+    tvm_ffi.structural_walk(stmt, [(node_type, visit)], order="post")
+    return found
 
 
 def _launches_threads(stmt: tirx.Stmt) -> bool:
-    return contains(stmt, tirx.AttrStmt, lambda node: node.attr_key == "thread_extent") or contains(
+    return _contains(stmt, tirx.AttrStmt, lambda node: node.attr_key == "thread_extent") or _contains(
         stmt, tirx.For, lambda node: node.kind == tirx.ForKind.THREAD_BINDING
     )
 
@@ -21,7 +35,7 @@ def _is_serial_program(block: SBlock) -> bool:
 
     (The root block has no iterators either, but holds the kernel's other blocks.)
     """
-    return not block.iter_vars and contains(block.body, tirx.For) and not contains(block.body, SBlockRealize)
+    return not block.iter_vars and _contains(block.body, tirx.For) and not _contains(block.body, SBlockRealize)
 
 
 def _one_thread(body: tirx.Stmt) -> tirx.Stmt:

@@ -3,9 +3,9 @@
 1. graph: weights bound, batch norm folded, gates lowered (Relax).
 2. kernels: ops legalized to TensorIR and fused into kernels; the module
    MetaSchedule extracts its tuning tasks from.
-3. schedules: tuned schedules from the database in scope applied (weights
-   repacked into the layouts they chose), then the target's default schedules
-   for the rest (DLight on GPUs; none on CPUs); small kernels made serial.
+3. schedules: tuned schedules from the database in scope applied, then the
+   target's default schedules for the rest (DLight on GPUs; none on CPUs);
+   small kernels made serial.
 4. finalize: Relax lowered to what the VM runs.
 
 :func:`compile_pipeline` returns it; a :class:`PhaseOutputs` given to it keeps
@@ -24,11 +24,6 @@ from tvm import relax
 from .drop_proven_param_checks import DropProvenParamChecks
 from .executed_work import ExposeExecutedWork
 from .fold_batch_norm import FoldBatchNorm
-from .layout_free_weights import (
-    MarkLayoutFreeWeights,
-    RepackConstantWeights,
-    UnmarkUnscheduledKernels,
-)
 from .lower_channel_gates import LowerChannelGates
 from .lower_layer_gates import LowerLayerGates
 from .remove_unused_tuples import RemoveUnusedTuples
@@ -126,19 +121,12 @@ def compile_pipeline(
             relax.transform.FoldConstant(),
             relax.transform.FuseOps(),
             relax.transform.FuseTIR(),
-            # CPU schedules may read constant weights in a layout of their own (repacked at compile time).
-            MarkLayoutFreeWeights() if options.target.layout_free_weights else tvm.transform.Sequential([]),
         ],
         "schedules": [
             # The database must see the very kernels that were tuned: right after
             # FuseTIR, never after another fusion.
             apply_database,
-            # Records tuned before weights were layout-free name the kernels without the mark.
-            UnmarkUnscheduledKernels(),
-            apply_database,
             keep("tuned"),
-            # Tuned schedules that chose a weight layout read the constant weight repacked once, here.
-            RepackConstantWeights(),
             *options.target.default_schedules(),
             # Starting a thread pool costs more than a small kernel computes.
             SerialSmallKernels(),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import tvm
-import tvm_ffi
 from tvm import relax, tirx
 
 
@@ -44,15 +43,3 @@ def rebuilt(func: relax.Function, blocks: list[list[relax.Binding]]) -> relax.Fu
     body = relax.SeqExpr([relax.BindingBlock(bindings) for bindings in blocks], func.body.body)
     rewritten = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs, func.span)
     return relax.BlockBuilder().normalize(rewritten)
-
-
-def contains(stmt: tirx.Stmt, node_type: type, where: Callable[[tirx.Stmt], bool] = lambda _node: True) -> bool:
-    """Whether ``stmt`` holds a ``node_type`` node for which ``where`` holds."""
-    found = False
-
-    def visit(node):
-        nonlocal found
-        found |= where(node)
-
-    tvm_ffi.structural_walk(stmt, [(node_type, visit)], order="post")
-    return found

@@ -32,9 +32,6 @@ class TargetSpec:
     linker: str = ""
     #: Schedules for kernels that have no tuning record (GPU kernels need one; CPU loop nests run as they are).
     default_schedules: Callable[[], list[tvm.transform.Pass]] = list
-    #: Whether tuned kernels read their constant weights in a layout of their own choosing (MetaSchedule's
-    #: RewriteLayout, a CPU postprocessor), repacked at compile time.
-    layout_free_weights: bool = False
     #: TVM's Relax backend for the target: its dispatch, lowering and finalisation passes.
     relax_backend: str = "tvm.relax.backend.cpu_generic.pipeline"
 

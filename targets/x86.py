@@ -52,7 +52,6 @@ def _spec(name: str, description: str, mcpu: str | None = None) -> TargetSpec:
         device_type="cpu",
         config=lambda: config(mcpu),
         runnable_here=runnable_here,
-        layout_free_weights=True,
     )
 
 

@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 import torch
 import tvm
-from lcnet_tvm.compiler.driver import build
-from lcnet_tvm.passes.layout_free_weights import LAYOUT_FREE_ATTR
 from lcnet_tvm.schedules import builder
 from lcnet_tvm.schedules import shipped as shipped_tuning
 from lcnet_tvm.schedules.builder import ForkingBuilder
@@ -64,17 +62,6 @@ def test_every_kernel_is_tuned_and_the_artifact_says_so(tuned):
     x = torch.randn(40, *SHAPE, generator=torch.Generator().manual_seed(2))
     result = check_against_eager(compiled, model, x, varying=False)  # two gates: few distinct patterns
     assert 0.0 < np.concatenate(result.decisions, axis=1).mean() < 1.0
-
-
-def test_tuned_kernels_read_their_weights_repacked_at_compile_time(tuned):
-    model, directory, _ = tuned
-    phases = build(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=directory), name="tiny").phases
-    weighted = {gv.name_hint for gv, func in phases.kernels.functions_items() if LAYOUT_FREE_ATTR in (func.attrs or {})}
-    assert any("conv2d" in name for name in weighted), weighted
-    built = {gv.name_hint for gv, func in phases.schedules.functions_items() if isinstance(func, tvm.tirx.PrimFunc)}
-    repacked = {name.removesuffix("_prepacked") for name in built if name.endswith("_prepacked")}
-    # every kernel whose tuned schedule chose a weight layout reads it repacked; no repacking is left to run
-    assert repacked and repacked <= weighted and not any(name.endswith("_weight_prepack") for name in built), built
 
 
 def test_distributed_tuning_measured_candidates_on_both_servers(tuned, loopback_rpc):

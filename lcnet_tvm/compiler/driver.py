@@ -16,7 +16,6 @@ from lcnet_tvm.model.flops import FlopsCounter
 from lcnet_tvm.model.gates import without_gates
 from lcnet_tvm.passes.executed_work import lowered_gates
 from lcnet_tvm.passes.gate_regions import find_gate_regions
-from lcnet_tvm.passes.layout_free_weights import without_layout_free_weights
 from lcnet_tvm.passes.pipeline import PhaseOutputs, compile_pipeline
 from lcnet_tvm.runtime.artifact import ArtifactMetadata, GateRecord, KernelRecord
 from lcnet_tvm.runtime.compiled_model import CompiledModel
@@ -146,9 +145,6 @@ def _kernel_records(phases: PhaseOutputs, database: TuningDatabase | None) -> li
     records = []
     for name in names:
         tuned = bool(phases.tuned[name].attrs.get(SCHEDULED_ATTR, False))
-        # A record for the kernel as tuned (weights layout-free), or else one tuned before weights were marked.
-        measured = trials.get(workload_key(kernel_module(kernels[name])), 0) or trials.get(
-            workload_key(kernel_module(without_layout_free_weights(kernels[name]))), 0
-        )
+        measured = trials.get(workload_key(kernel_module(kernels[name])), 0)
         records.append(KernelRecord(name, tuned, measured if tuned else 0))
     return records
