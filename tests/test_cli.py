@@ -126,7 +126,10 @@ def test_compile_explain_shows_every_gate_and_what_it_controls():
 @pytest.mark.skipif(shipped_records("lcnet_resnet20_cifar") is None, reason="the shipped records need an AVX2 CPU")
 def test_bench_on_the_shipped_checkpoint_with_the_shipped_records(tmp_path):
     report_file, plot_file = tmp_path / "bench.json", tmp_path / "bench.png"
-    completed = lcnet_tvm("bench", "--iterations", 3, "--profile", "--json", report_file, "--plot", plot_file)
+    # Every system by default is test_bench's; here the command line, the shipped records and one system of each kind.
+    systems = ["eager-skip", "tvm-dense", "tvm-mask", "tvm-gated", "ort-dense"]
+    completed = lcnet_tvm("bench", "--iterations", 3, "--profile", "--systems", ",".join(systems), "--json", report_file,
+                          "--plot", plot_file)
     assert completed.returncode == 0, completed.stderr
     report = json.loads(report_file.read_text())
     schema = {"model", "target", "batch", "threads", "tuning_trials", "systems", "dense_gflops",
@@ -134,9 +137,7 @@ def test_bench_on_the_shipped_checkpoint_with_the_shipped_records(tmp_path):
               "tvm_dense_vs_best_dense_peer"}
     assert schema <= set(report) and report["batch"] == 1
     assert report["target"] == shipped_records("lcnet_resnet20_cifar")[0]
-    assert list(report["systems"]) == ["eager-dense", "eager-mask", "eager-skip", "torch-compile",
-                                       "tvm-dense", "tvm-mask", "tvm-gated",
-                                       "ort-dense", "ort-mask", "openvino-dense", "openvino-mask"]
+    assert list(report["systems"]) == systems
     for name in ("tvm-dense", "tvm-mask", "tvm-gated"):  # the shipped records cover every TVM system
         tuning = report["systems"][name]["tuning"]
         assert tuning["tuned"] == tuning["kernels"] and report["tuning_trials"][name] >= tuning["kernels"]
