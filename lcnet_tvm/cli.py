@@ -148,7 +148,7 @@ def cmd_tune(args) -> None:
         print(f"gates shifted by {shift:+.3f}: decisions call for about {args.flops_fraction} of dense FLOPs")
     report = tune_model(
         loaded.model, loaded.config.input_shape, options, args.trials, remote=_remote(args), guide_inputs=guide_inputs,
-        build_timeout=args.build_timeout,
+        build_timeout=args.build_timeout, seed=args.seeding,
     )
     state = "stopped by Ctrl-C; every measured record is kept" if report.interrupted else "done"
     print(
@@ -294,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--build-timeout", type=float, default=60.0, metavar="S",
         help="seconds one candidate's build may take before it is stopped and counted as a failed trial (default 60)",
+    )
+    tune.add_argument(
+        "--no-seeding", dest="seeding", action="store_false",
+        help="search each kernel from scratch (default: start from the refitted best schedules of tuned kernels of "
+        "its form, e.g. a channel bucket from the full convolution)",
     )
     tune.set_defaults(handler=cmd_tune)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -34,6 +36,7 @@ from lcnet_tvm.runtime.instrument import count_calls
 from .builder import DEFAULT_BUILD_TIMEOUT, ForkingBuilder
 from .database import TuningDatabase, kernel_module, workload_key
 from .measure import tuning_runner
+from .seeding import refitted_schedule, seeds_for
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,7 @@ def tune_model(
     guide_inputs: torch.Tensor | None = None,
     show_progress: bool = True,
     build_timeout: float = DEFAULT_BUILD_TIMEOUT,
+    seed: bool = True,
 ) -> TuneReport:
     """Tune every kernel of ``model`` compiled as ``options`` say, recording into ``options.database``.
 
@@ -91,7 +95,9 @@ def tune_model(
     come from), so the channel buckets and blocks the gates really choose get
     the trials; without, every kernel counts as always running. Candidates are
     measured on this machine, or through the RPC tracker ``remote``; each is built
-    in a child process stopped after ``build_timeout`` seconds.
+    in a child process stopped after ``build_timeout`` seconds. With ``seed``, a
+    kernel's search starts from the refitted best schedules of tuned kernels of
+    its form (:mod:`.seeding`); without, from scratch.
     """
     if options.database is None:
         raise LcnetError("tuning records into a database directory: give one (--db DIR)")
@@ -107,7 +113,7 @@ def tune_model(
         tasks = guided_tasks(model, input_shape, options, guide_inputs)
     spread_budget(tasks, trials)
     logger.info("tuning %d kernels for %s with %d trials", len(tasks), options.target.name, trials)
-    return tune_kernels(tasks, target, database, runner, builder, show_progress)
+    return tune_kernels(tasks, target, options.target.device_type, database, runner, builder, show_progress, seed)
 
 
 def guided_tasks(
@@ -195,12 +201,17 @@ class _Progress(ms.measure_callback.PyMeasureCallback):
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
         if self.stop.is_set():
             raise _StopRequested  # ends this task's search; its measured records are already committed
+        self.record(
+            [result.run_secs for result in runner_results if result.error_msg is None and result.run_secs],
+            len(measure_candidates),
+        )
+
+    def record(self, run_secs: list[list[float]], trials: int) -> None:
+        """``trials`` more measured; ``run_secs`` those that ran."""
         name = self.names[0]  # one task per tuning call
-        for result in runner_results:
-            if result.error_msg is None and result.run_secs:
-                seconds = sum(float(s) for s in result.run_secs) / len(result.run_secs)
-                self.best[name] = min(self.best.get(name, math.inf), seconds)
-        self.bar.update(len(measure_candidates))
+        for seconds in run_secs:
+            self.best[name] = min(self.best.get(name, math.inf), sum(float(s) for s in seconds) / len(seconds))
+        self.bar.update(trials)
         best = self.best.get(name)
         self.bar.set_postfix_str(f"{name[:32]} best {best * 1e6:.1f} us" if best else name[:32])
 
@@ -239,13 +250,17 @@ def _stop_on_ctrl_c(bar: tqdm):
 def tune_kernels(
     tasks: list[KernelTask],
     target: tvm.target.Target,
+    device_type: str,
     database: TuningDatabase,
     runner: ms.runner.Runner,
     builder: ms.builder.Builder,
     show_progress: bool = True,
+    seed: bool = True,
 ) -> TuneReport:
     """Tune each task up to its budget, resuming from what ``database`` already holds.
 
+    The tasks with the largest budgets go first, so that with ``seed`` the full
+    convolutions are tuned before the channel buckets their schedules seed.
     Ctrl-C stops after the round in flight; every measured record is already in the database.
     """
     done = database.trials_by_workload()
@@ -258,7 +273,7 @@ def tune_kernels(
         tqdm(total=total, initial=trials_before, unit="trial", disable=not show_progress, desc="tuning") as bar,
         _stop_on_ctrl_c(bar) as stop,
     ):
-        for task in (task for task in tasks if task.remaining):
+        for task in sorted((task for task in tasks if task.remaining), key=lambda task: task.budget, reverse=True):
             if stop.is_set():
                 break
             progress = _Progress(bar, [task.name], stop)
@@ -266,6 +281,12 @@ def tune_kernels(
                 mod=task.mod, target=target, space_generator="post-order-apply",
                 search_strategy=search_strategy(task.budget), task_name=task.name, num_threads="physical",
             )
+            if seed:
+                seeded = _seed_kernel(task, context, device_type, database, runner, builder)
+                task.done += len(seeded)
+                progress.record(seeded, len(seeded))
+                if not task.remaining:
+                    continue
             try:
                 ms.tune_tasks(
                     tasks=[context],
@@ -288,3 +309,45 @@ def tune_kernels(
         task.done for task in tasks
     )
     return TuneReport(len(tasks), total, trials_before, measured, round(time.perf_counter() - started, 1), interrupted)
+
+
+def _seed_kernel(
+    task: KernelTask,
+    context: ms.TuneContext,
+    device_type: str,
+    database: TuningDatabase,
+    runner: ms.runner.Runner,
+    builder: ms.builder.Builder,
+) -> list[list[float]]:
+    """Measure the refitted schedules of ``task``'s seeds (:func:`.seeding.seeds_for`) and record them as its trials.
+
+    At most the task's remaining budget; a schedule the kernel already has a
+    record of (a resumed tune) is not measured again. Returns the run seconds of
+    each seed measured.
+    """
+    workload = database.database.commit_workload(task.mod)
+    known = {str(record.trace) for record in database.database.get_top_k(workload, len(database.database))}
+    args_info = ms.arg_info.ArgInfo.from_prim_func(task.mod["main"])
+    measured = []
+    for seed in seeds_for(task.mod, database.database)[: task.remaining]:
+        schedule = refitted_schedule(task.mod, seed.record.trace, context.space_generator.postprocs)
+        if schedule is None or str(schedule.trace) in known:
+            continue
+        (built,) = builder.build([ms.builder.BuilderInput(schedule.mod, context.target)])
+        if built.error_msg is not None:
+            logger.info("a seed of %s failed to build: %s", task.name, built.error_msg)
+            continue
+        try:
+            (future,) = runner.run([ms.runner.RunnerInput(built.artifact_path, device_type, args_info)])
+            ran = future.result()
+        finally:
+            shutil.rmtree(os.path.dirname(built.artifact_path), ignore_errors=True)
+        if ran.error_msg is not None:
+            logger.info("a seed of %s failed to run: %s", task.name, ran.error_msg)
+            continue
+        database.database.commit_tuning_record(
+            ms.database.TuningRecord(schedule.trace, workload, ran.run_secs, context.target, args_info)
+        )
+        known.add(str(schedule.trace))
+        measured.append([float(second) for second in ran.run_secs])
+    return measured
