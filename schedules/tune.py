@@ -267,6 +267,7 @@ def tune_kernels(
     for task in tasks:
         task.done = done.get(workload_key(task.mod), 0)
     trials_before = sum(min(task.done, task.budget) for task in tasks)
+    records_before = sum(task.done for task in tasks)
     total = sum(task.budget for task in tasks)
     started = time.perf_counter()
     with (
@@ -305,9 +306,7 @@ def tune_kernels(
         interrupted = stop.is_set()
     if not interrupted:
         database.set_aside_unreplayable()
-    measured = sum(database.trials_by_workload().get(workload_key(t.mod), 0) for t in tasks) - sum(
-        task.done for task in tasks
-    )
+    measured = sum(database.trials_by_workload().get(workload_key(t.mod), 0) for t in tasks) - records_before
     return TuneReport(len(tasks), total, trials_before, measured, round(time.perf_counter() - started, 1), interrupted)
 
 
