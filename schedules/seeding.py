@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import tvm
 from tvm.s_tir import Schedule
-from tvm.s_tir.schedule import ScheduleError
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.analysis import estimate_tir_flops
+from tvm.s_tir.schedule import ScheduleError
 
 from .database import workload_key
 
@@ -131,20 +131,22 @@ def seeds_for(mod: tvm.IRModule, database: ms.database.Database) -> list[Seed]:
     Every other workload in ``database`` with a measured record is a candidate;
     its best record is the one that seeds. One kernel when the nearest is also the fastest.
     """
-    form, _ = _form_and_flops(workload_key(mod), mod)
+    own = workload_key(mod)
+    form, _ = _form_and_flops(own, mod)
     if form is None:
         return []
     best: dict[ms.database.Workload, ms.database.TuningRecord] = {}  # the database hands out one object per workload
     for record in database.get_all_tuning_records():
-        if record.run_secs and (record.workload not in best or _seconds(record) < _seconds(best[record.workload])):
+        if record.run_secs and (
+            record.workload not in best or mean_seconds(record.run_secs) < mean_seconds(best[record.workload].run_secs)
+        ):
             best[record.workload] = record
-    own = workload_key(mod)
     relatives = []
     for workload, record in best.items():
         key = workload_key(workload.mod)
         relative_form, flops = _form_and_flops(key, workload.mod)
         if key != own and relative_form is not None and relative_form.blocks == form.blocks:
-            relatives.append(Seed(record, relative_form, flops / _seconds(record)))
+            relatives.append(Seed(record, relative_form, flops / mean_seconds(record.run_secs)))
     if not relatives:
         return []
     nearest = min(relatives, key=lambda seed: seed.form.distance(form))
@@ -152,5 +154,6 @@ def seeds_for(mod: tvm.IRModule, database: ms.database.Database) -> list[Seed]:
     return [nearest] if fastest is nearest else [nearest, fastest]
 
 
-def _seconds(record: ms.database.TuningRecord) -> float:
-    return sum(float(second) for second in record.run_secs) / len(record.run_secs)
+def mean_seconds(run_secs) -> float:
+    """A measured candidate's time: the mean of its repeated runs (MetaSchedule's numbers, as floats)."""
+    return sum(float(second) for second in run_secs) / len(run_secs)

@@ -36,7 +36,7 @@ from lcnet_tvm.runtime.instrument import count_calls
 from .builder import DEFAULT_BUILD_TIMEOUT, ForkingBuilder
 from .database import TuningDatabase, kernel_module, workload_key
 from .measure import tuning_runner
-from .seeding import refitted_schedule, seeds_for
+from .seeding import mean_seconds, refitted_schedule, seeds_for
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class _Progress(ms.measure_callback.PyMeasureCallback):
         """``trials`` more measured; ``run_secs`` those that ran."""
         name = self.names[0]  # one task per tuning call
         for seconds in run_secs:
-            self.best[name] = min(self.best.get(name, math.inf), sum(float(s) for s in seconds) / len(seconds))
+            self.best[name] = min(self.best.get(name, math.inf), mean_seconds(seconds))
         self.bar.update(trials)
         best = self.best.get(name)
         self.bar.set_postfix_str(f"{name[:32]} best {best * 1e6:.1f} us" if best else name[:32])

@@ -9,7 +9,12 @@ import tvm
 from lcnet_tvm.schedules.builder import ForkingBuilder
 from lcnet_tvm.schedules.database import TuningDatabase, kernel_module, workload_key
 from lcnet_tvm.schedules.measure import tuning_runner
-from lcnet_tvm.schedules.seeding import kernel_form, refit_tile, refitted_schedule, seeds_for
+from lcnet_tvm.schedules.seeding import (
+    kernel_form,
+    refit_tile,
+    refitted_schedule,
+    seeds_for,
+)
 from lcnet_tvm.schedules.tune import KernelTask, _seed_kernel
 from lcnet_tvm.targets import get_target
 from tvm import te
