@@ -5,7 +5,7 @@ six VM calls (allocating and freeing its outputs' storage and tensors, branch
 conditions, branch function calls, tuples). Each costs a few hundred
 nanoseconds, which at CIFAR sizes is as much as the kernels compute. A host
 program calls a kernel as a C function (no lookup, no allocation: its
-intermediates are the host function's own buffers) and branches on a decision
+intermediates live in one workspace it plans itself) and branches on a decision
 by reading it; the VM makes one call per inference.
 """
 
@@ -31,8 +31,14 @@ TRACED = "_traced"
 KERNEL_CALLED = "lcnet_tvm.kernel_called"
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
-#: TVM's CPU codegen puts allocations of at most this many bytes on the stack (runtime::kMaxStackAlloca).
+#: TVM's CPU codegen puts allocations of at most this many bytes on the stack (runtime::kMaxStackAlloca),
+#: 16-byte aligned; the kernels assume 64, which the workspace pool gives.
 _MAX_STACK_BYTES = 1024
+#: Every intermediate starts at a multiple of this many bytes of the workspace.
+_ALIGNMENT = 64
+_WORKSPACE = "workspace"
+#: Stands in for an intermediate's place in the workspace until the workspace is planned: ``⟨use:name⟩``.
+_PLACEHOLDER = re.compile(r"⟨(\w+):(\w+)⟩")
 
 
 class UnsupportedProgram(Exception):
@@ -47,9 +53,10 @@ class LowerToHostProgram:
     kernels, with static shapes), calls of private Relax functions (branch
     and bucket functions), ``if`` on a rank-0 bool tensor, tuples, constants.
     Produces: ``main(x) = call_tir(host_program, (x, *constants), out_ty=main's
-    results)``, the PrimFunc ``host_program`` (intermediates are its own buffers;
-    a function call is inlined, with its results written where the caller
-    keeps them; ``if`` reads the condition), ``main_traced`` / ``host_program_traced``
+    results)``, the PrimFunc ``host_program`` (intermediates are places in one
+    ``workspace`` buffer, planned here by their live ranges; a function call is
+    inlined, with its results written where the caller keeps them; ``if`` reads
+    the condition), ``main_traced`` / ``host_program_traced``
     that report each kernel call to :data:`KERNEL_CALLED` (for counting and
     profiling), and no other Relax functions. A ``main`` with anything else is
     left as it is, with a warning (the VM runs it as before).
@@ -110,7 +117,19 @@ def _shape(ty: relax.TensorType) -> tuple[int, ...]:
 
 
 class _HostProgram:
-    """Writes the host program of one ``main`` as TVMScript and parses it."""
+    """Writes the host program of one ``main`` as TVMScript and parses it.
+
+    Intermediates are written as placeholders (``⟨use:name⟩``) while the body is
+    written; then each gets its place in the workspace by its live range (from
+    the first to the last line that uses it; both arms of an ``if`` count, which
+    is safe), and the placeholders become pointers: the workspace's data plus a
+    byte offset. The program plans this itself because TVM's buffer passes size
+    an allocation by the element accesses they see, and a pointer handed to a
+    kernel is not one: with a TIR buffer per intermediate, a float32 buffer of
+    1,025 elements came out as 1,025 bytes, and with ``address_of(workspace[k])``
+    pointers the workspace was compacted to ``k + 1`` bytes; either way the
+    kernels wrote past it and corrupted the heap.
+    """
 
     def __init__(self, mod: tvm.IRModule, traced: bool):
         self.mod = mod
@@ -119,6 +138,7 @@ class _HostProgram:
         self.depth = 1
         self.types: dict[str, relax.TensorType] = {}  # buffer name -> its tensor type
         self.constants: dict[Constant, str] = {}
+        self.live: dict[str, list[int]] = {}  # intermediate -> [first, last] line that uses it
 
     def lower(self, main: relax.Function) -> tuple[tvm.tirx.PrimFunc, list[Constant]]:
         env = {}
@@ -131,12 +151,14 @@ class _HostProgram:
             inputs.append(env[param])
         outputs = tuple(self._name(f"result{k}", ty) for k, ty in enumerate(_leaves(main.ret_ty)))
         self._body(main.body, env, _regrouped(outputs, main.ret_ty))
+        places, size = _plan({name: _bytes(self.types[name]) for name in self.live}, self.live)
+        body = [_PLACEHOLDER.sub(lambda use: self._placed(use[1], use[2], places), line) for line in self.lines]
+        if size:  # past the stack's limit, so that it comes from the (64-byte aligned) workspace pool
+            body.insert(0, f"    {_WORKSPACE} = T.alloc_buffer(({max(size, _MAX_STACK_BYTES + 1)},), 'uint8')")
         constants = list(self.constants)
         params = [*inputs, *self.constants.values(), *outputs]
         signature = ", ".join(f"{name}: {_buffer(self.types[name])}" for name in params)
-        source = "\n".join(
-            [f"@T.prim_func(private=True)\ndef {HOST_PROGRAM}({signature}):", *(self.lines or ["    T.evaluate(0)"])]
-        )
+        source = "\n".join([f"@T.prim_func(private=True)\ndef {HOST_PROGRAM}({signature}):", *(body or ["    T.evaluate(0)"])])
         return parse(source, extra_vars={"T": T}), constants
 
     # -- names and buffers ------------------------------------------------------------------------
@@ -144,7 +166,7 @@ class _HostProgram:
     def _name(self, hint: str, ty: relax.TensorType) -> str:
         base = re.sub(r"\W", "_", str(hint)) or "t"
         name, count = base, 0
-        while name in self.types or name in ("T", HOST_PROGRAM):
+        while name in self.types or name in ("T", HOST_PROGRAM, _WORKSPACE):
             count += 1
             name = f"{base}_{count}"
         self.types[name] = ty
@@ -154,7 +176,7 @@ class _HostProgram:
         self.lines.append("    " * self.depth + line)
 
     def _allocated(self, ty, hint: str, given=None):
-        """Buffers for a value of type ``ty``: ``given`` where it names one, a new buffer elsewhere."""
+        """Buffers for a value of type ``ty``: ``given`` where it names one, a new intermediate elsewhere."""
         if isinstance(ty, relax.TupleType):
             given = given if given is not None else (None,) * len(ty.fields)
             return tuple(self._allocated(field, f"{hint}_{k}", given[k]) for k, field in enumerate(ty.fields))
@@ -162,17 +184,28 @@ class _HostProgram:
             return given
         (tensor,) = _leaves(ty)
         name = self._name(hint, tensor)
-        shape, dtype = _shape(tensor), str(tensor.dtype)
-        elements = math.prod(shape)
-        if elements * tvm.DataType(dtype).bits // 8 > _MAX_STACK_BYTES:
-            self._emit(f"{name} = T.alloc_buffer({shape}, {dtype!r})")
-            return name
-        # Small buffers would go on the stack, where alignment is 16 bytes; kernels assume 64.
-        # From the workspace (64-byte aligned), as a view of a buffer past the stack's limit.
-        storage = self._name(f"{name}_storage", relax.TensorType((_MAX_STACK_BYTES + 1,), "uint8"))
-        self._emit(f"{storage} = T.alloc_buffer(({_MAX_STACK_BYTES + 1},), {dtype!r})")
-        self._emit(f"{name} = T.decl_buffer({shape}, {dtype!r}, data={storage}.data)")
+        self.live[name] = []
         return name
+
+    def _use(self, name: str, use: str) -> str:
+        """``name`` as the line about to be written uses it: itself for a parameter, a placeholder for an intermediate."""
+        if name not in self.live:
+            return name
+        self.live[name][1:] = [len(self.lines)] if self.live[name] else [len(self.lines)] * 2
+        return f"⟨{use}:{name}⟩"
+
+    def _placed(self, use: str, name: str, places: dict[str, int]) -> str:
+        """What a placeholder stands for, once ``name`` has its place in the workspace."""
+        ty, offset = self.types[name], places[name]
+        shape = _shape(ty)
+        if use == "argument":  # a DLTensor of the intermediate's type, shape and address
+            dims = ", ".join(map(str, shape))
+            address = f"T.handle_add_byte_offset({_WORKSPACE}.data, {offset})"
+            return f"T.tvm_stack_make_array({address}, T.tvm_stack_make_shape({dims}), 0, {len(shape)}, T.{ty.dtype}(0), 0)"
+        if use == "flag":
+            return f'T.Cast("int32", {_WORKSPACE}[{offset}]) != 0'
+        # "view": the element offset of a view of the workspace in the intermediate's storage type.
+        return str(offset // _bytes_per_element(_storage_dtype(ty)))
 
     def _constant(self, constant: Constant) -> str:
         if constant not in self.constants:
@@ -225,7 +258,8 @@ class _HostProgram:
             if _shape(self.types[condition]) != () or str(self.types[condition].dtype) != "bool":
                 raise UnsupportedProgram(f"the condition of {var.name} is not a rank-0 bool tensor")
             # As an int: a pass that negates the condition (an empty arm) fails on a bool stored as int8.
-            self._emit(f'if T.Cast("int32", {condition}[()]) != 0:')
+            flag = self._use(condition, "flag")
+            self._emit(f"if {flag}:" if flag != condition else f'if T.Cast("int32", {condition}[()]) != 0:')
             self._arm(value.true_branch, env, outputs)
             self._emit("else:")
             self._arm(value.false_branch, env, outputs)
@@ -250,11 +284,13 @@ class _HostProgram:
         outputs = self._allocated(var.ty, var.name, destination)
         flat = [self._value(arg, env) for arg in arguments.fields]
         flat += list(outputs) if isinstance(outputs, tuple) else [outputs]
-        names = ", ".join(flat)
         if self.traced:
-            self._emit(f"T.call_packed({KERNEL_CALLED!r}, {kernel.name_hint!r}, {names})")
-        self._emit(f"T.call_cpacked({kernel.name_hint!r}, {names})")
+            self._emit(f"T.call_packed({KERNEL_CALLED!r}, {kernel.name_hint!r}, {self._arguments(flat)})")
+        self._emit(f"T.call_cpacked({kernel.name_hint!r}, {self._arguments(flat)})")
         return outputs
+
+    def _arguments(self, names: list[str]) -> str:
+        return ", ".join(self._use(name, "argument") for name in names)
 
     def _copy(self, source, destination) -> None:
         """Copy what is not already where it must end (a parameter, a constant, a value used twice)."""
@@ -264,13 +300,63 @@ class _HostProgram:
             for each_source, each_destination in zip(source, destination):
                 self._copy(each_source, each_destination)
             return
+        views = [self._view(source), self._view(destination)]
         shape = _shape(self.types[destination])
-        if not shape:
-            self._emit(f"{destination}[()] = {source}[()]")
-            return
-        index = ", ".join(f"i{axis}" for axis in range(len(shape)))
-        self._emit(f"for {index} in T.grid({', '.join(map(str, shape))}):")
-        self._emit(f"    {destination}[{index}] = {source}[{index}]")
+        index = ", ".join(f"i{axis}" for axis in range(len(shape))) or "()"
+        if shape:
+            self._emit(f"for {index} in T.grid({', '.join(map(str, shape))}):")
+            self.depth += 1
+        self._emit(f"{views[1]}[{index}] = {views[0]}[{index}]")
+        self.depth -= 1 if shape else 0
+        for name in (source, destination):  # live until the copy is done
+            self._use(name, "view")
+
+    def _view(self, name: str) -> str:
+        """A buffer to read and write ``name`` in its storage type (a bool as int8, its bytes)."""
+        ty = self.types[name]
+        dtype = _storage_dtype(ty)
+        if name not in self.live and dtype == str(ty.dtype):
+            return name
+        view = self._name(f"{name}_view", ty)
+        data, offset = (f"{_WORKSPACE}.data", self._use(name, "view")) if name in self.live else (f"{name}.data", "0")
+        self._emit(f"{view} = T.decl_buffer({_shape(ty)}, {dtype!r}, data={data}, elem_offset={offset})")
+        return view
+
+
+def _storage_dtype(ty: relax.TensorType) -> str:
+    """The type a tensor's elements are stored as: a bool is a byte."""
+    return "int8" if str(ty.dtype) == "bool" else str(ty.dtype)
+
+
+def _bytes_per_element(dtype: str) -> int:
+    return max(tvm.DataType(dtype).bits // 8, 1)
+
+
+def _bytes(ty: relax.TensorType) -> int:
+    return math.prod(_shape(ty)) * _bytes_per_element(str(ty.dtype))
+
+
+def _plan(sizes: dict[str, int], live: dict[str, list[int]]) -> tuple[dict[str, int], int]:
+    """Byte offsets for buffers of ``sizes`` such that no two live at once overlap; and the bytes it needs.
+
+    First fit in the order buffers come alive: each goes at the lowest
+    aligned offset that no buffer still alive covers.
+    """
+    places: dict[str, int] = {}
+    alive: list[str] = []
+    size = 0
+    for name in sorted(sizes, key=lambda each: live[each][0]):
+        first = live[name][0]
+        alive = sorted((each for each in alive if live[each][1] >= first), key=places.__getitem__)
+        offset = 0
+        for each in alive:
+            if offset + sizes[name] <= places[each]:
+                break
+            offset = max(offset, -(-(places[each] + sizes[each]) // _ALIGNMENT) * _ALIGNMENT)
+        places[name] = offset
+        alive.append(name)
+        size = max(size, offset + sizes[name])
+    return places, size
 
 
 def _route(expr: relax.Expr, destination, values: dict, targets: dict) -> None:
