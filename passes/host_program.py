@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import math
 import re
+from dataclasses import dataclass, field
 
 import tvm
 from tvm import relax
 from tvm.ir.expr import Constant
-from tvm.script import tirx as T
-from tvm.script.parser import parse
+from tvm.tirx.script import builder as T
+from tvm.script.ir_builder.base import IRBuilder
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +37,6 @@ _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 _MAX_STACK_BYTES = 1024
 #: Every intermediate starts at a multiple of this many bytes of the workspace.
 _ALIGNMENT = 64
-_WORKSPACE = "workspace"
-#: Stands in for an intermediate's place in the workspace until the workspace is planned: ``⟨use:name⟩``.
-_PLACEHOLDER = re.compile(r"⟨(\w+):(\w+)⟩")
 
 
 class UnsupportedProgram(Exception):
@@ -65,17 +63,19 @@ class LowerToHostProgram:
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         main = mod["main"]
         try:
-            programs = {traced: _HostProgram(mod, traced).lower(main) for traced in (False, True)}
+            program = _HostProgram(mod)
+            program.record(main)
         except UnsupportedProgram as problem:
             logger.warning("main stays in the Relax VM: %s", problem)
             return mod
+        programs = {traced: program.build(traced) for traced in (False, True)}
         # The branch and bucket functions are inlined: only the kernels stay.
         kernels = {gv: func for gv, func in mod.functions.items() if not isinstance(func, relax.Function)}
         builder = relax.BlockBuilder(tvm.IRModule(kernels, attrs=mod.attrs))  # gives the programs typed GlobalVars
         callers = {}
-        for traced, (program, constants) in programs.items():
+        for traced, function in programs.items():
             suffix = TRACED if traced else ""
-            caller = _calling_main(main, builder.add_func(program, HOST_PROGRAM + suffix), constants)
+            caller = _calling_main(main, builder.add_func(function, HOST_PROGRAM + suffix), list(program.constants))
             if suffix and main.attrs is not None and "global_symbol" in main.attrs:
                 caller = caller.with_attr("global_symbol", "main" + suffix)
             callers["main" + suffix] = caller
@@ -116,64 +116,97 @@ def _shape(ty: relax.TensorType) -> tuple[int, ...]:
     return tuple(int(extent) for extent in ty.shape)
 
 
-class _HostProgram:
-    """Writes the host program of one ``main`` as TVMScript and parses it.
+@dataclass
+class _Declare:
+    """An intermediate comes into scope (its place in the workspace is planned later)."""
 
-    Intermediates are written as placeholders (``⟨use:name⟩``) while the body is
-    written; then each gets its place in the workspace by its live range (from
-    the first to the last line that uses it; both arms of an ``if`` count, which
-    is safe), and the placeholders become pointers: the workspace's data plus a
-    byte offset. The program plans this itself because TVM's buffer passes size
-    an allocation by the element accesses they see, and a pointer handed to a
-    kernel is not one: with a TIR buffer per intermediate, a float32 buffer of
-    1,025 elements came out as 1,025 bytes, and with ``address_of(workspace[k])``
-    pointers the workspace was compacted to ``k + 1`` bytes; either way the
-    kernels wrote past it and corrupted the heap.
+    name: str
+
+
+@dataclass
+class _KernelCall:
+    kernel: str
+    arguments: list[str]
+
+
+@dataclass
+class _If:
+    condition: str
+    then: list = field(default_factory=list)
+    otherwise: list = field(default_factory=list)
+
+
+@dataclass
+class _Copy:
+    source: str
+    destination: str
+
+
+class _HostProgram:
+    """The host program of one ``main``: recorded as steps, then built as a TIR PrimFunc.
+
+    Recording inlines the functions ``main`` calls and routes results to where
+    they end; every step that uses an intermediate extends its live range
+    (both arms of an ``if`` count, which is safe). Building gives each
+    intermediate its place in one workspace by those ranges, at the
+    workspace's data plus a byte offset. The program plans this itself because
+    TVM's buffer passes size an allocation by the element accesses they see,
+    and a pointer handed to a kernel is not one: with a TIR buffer per
+    intermediate, a float32 buffer of 1,025 elements came out as 1,025 bytes,
+    and with ``address_of(workspace[k])`` pointers the workspace was compacted
+    to ``k + 1`` bytes; either way the kernels wrote past it and corrupted the heap.
     """
 
-    def __init__(self, mod: tvm.IRModule, traced: bool):
+    def __init__(self, mod: tvm.IRModule):
         self.mod = mod
-        self.traced = traced
-        self.lines: list[str] = []
-        self.depth = 1
+        self.steps: list = []  # where the step being recorded goes: the program or an ``if`` arm
+        self.program = self.steps
+        self.step = 0  # steps recorded so far: the live ranges' clock
         self.types: dict[str, relax.TensorType] = {}  # buffer name -> its tensor type
+        self.inputs: list[str] = []
+        self.outputs: tuple[str, ...] = ()
         self.constants: dict[Constant, str] = {}
-        self.live: dict[str, list[int]] = {}  # intermediate -> [first, last] line that uses it
+        self.live: dict[str, list[int]] = {}  # intermediate -> [first, last] step that uses it
 
-    def lower(self, main: relax.Function) -> tuple[tvm.tirx.PrimFunc, list[Constant]]:
+    def record(self, main: relax.Function) -> None:
         env = {}
-        inputs = []
         for param in main.params:
             (ty,) = _leaves(param.ty) if isinstance(param.ty, relax.TensorType) else (None,)
             if ty is None:
                 raise UnsupportedProgram(f"main's parameter {param.name} is not a tensor")
             env[param] = self._name(param.name, ty)
-            inputs.append(env[param])
-        outputs = tuple(self._name(f"result{k}", ty) for k, ty in enumerate(_leaves(main.ret_ty)))
-        self._body(main.body, env, _regrouped(outputs, main.ret_ty))
+            self.inputs.append(env[param])
+        self.outputs = tuple(self._name(f"result{k}", ty) for k, ty in enumerate(_leaves(main.ret_ty)))
+        self._body(main.body, env, _regrouped(self.outputs, main.ret_ty))
+
+    def build(self, traced: bool) -> tvm.tirx.PrimFunc:
+        """The PrimFunc; ``traced``: it reports each kernel call to :data:`KERNEL_CALLED` before making it."""
         places, size = _plan({name: _bytes(self.types[name]) for name in self.live}, self.live)
-        body = [_PLACEHOLDER.sub(lambda use: self._placed(use[1], use[2], places), line) for line in self.lines]
-        if size:  # past the stack's limit, so that it comes from the (64-byte aligned) workspace pool
-            body.insert(0, f"    {_WORKSPACE} = T.alloc_buffer(({max(size, _MAX_STACK_BYTES + 1)},), 'uint8')")
-        constants = list(self.constants)
-        params = [*inputs, *self.constants.values(), *outputs]
-        signature = ", ".join(f"{name}: {_buffer(self.types[name])}" for name in params)
-        source = "\n".join([f"@T.prim_func(private=True)\ndef {HOST_PROGRAM}({signature}):", *(body or ["    T.evaluate(0)"])])
-        return parse(source, extra_vars={"T": T}), constants
+        with IRBuilder() as builder, T.prim_func(is_private=True):
+            T.func_name(HOST_PROGRAM)
+            buffers = {
+                name: T.arg(name, T.Buffer(_shape(self.types[name]), str(self.types[name].dtype)))
+                for name in (*self.inputs, *self.constants.values(), *self.outputs)
+            }
+            # Past the stack's limit, so that it comes from the (64-byte aligned) workspace pool.
+            workspace = T.alloc_buffer((max(size, _MAX_STACK_BYTES + 1),), "uint8") if size else None
+            _Builder(self.types, buffers, workspace, places, traced).steps(self.program)
+        return builder.get()
 
     # -- names and buffers ------------------------------------------------------------------------
 
     def _name(self, hint: str, ty: relax.TensorType) -> str:
         base = re.sub(r"\W", "_", str(hint)) or "t"
         name, count = base, 0
-        while name in self.types or name in ("T", HOST_PROGRAM, _WORKSPACE):
+        while name in self.types:
             count += 1
             name = f"{base}_{count}"
         self.types[name] = ty
         return name
 
-    def _emit(self, line: str) -> None:
-        self.lines.append("    " * self.depth + line)
+    def _add(self, step) -> None:
+        self.steps.append(step)
+        self.step += 1
 
     def _allocated(self, ty, hint: str, given=None):
         """Buffers for a value of type ``ty``: ``given`` where it names one, a new intermediate elsewhere."""
@@ -184,28 +217,15 @@ class _HostProgram:
             return given
         (tensor,) = _leaves(ty)
         name = self._name(hint, tensor)
-        self.live[name] = []
+        self.live[name] = [self.step] * 2  # from its declaration: it has a range even if nothing uses it
+        self._add(_Declare(name))
         return name
 
-    def _use(self, name: str, use: str) -> str:
-        """``name`` as the line about to be written uses it: itself for a parameter, a placeholder for an intermediate."""
-        if name not in self.live:
-            return name
-        self.live[name][1:] = [len(self.lines)] if self.live[name] else [len(self.lines)] * 2
-        return f"⟨{use}:{name}⟩"
-
-    def _placed(self, use: str, name: str, places: dict[str, int]) -> str:
-        """What a placeholder stands for, once ``name`` has its place in the workspace."""
-        ty, offset = self.types[name], places[name]
-        shape = _shape(ty)
-        if use == "argument":  # a DLTensor of the intermediate's type, shape and address
-            dims = ", ".join(map(str, shape))
-            address = f"T.handle_add_byte_offset({_WORKSPACE}.data, {offset})"
-            return f"T.tvm_stack_make_array({address}, T.tvm_stack_make_shape({dims}), 0, {len(shape)}, T.{ty.dtype}(0), 0)"
-        if use == "flag":
-            return f'T.Cast("int32", {_WORKSPACE}[{offset}]) != 0'
-        # "view": the element offset of a view of the workspace in the intermediate's storage type.
-        return str(offset // _bytes_per_element(_storage_dtype(ty)))
+    def _use(self, name: str) -> str:
+        """``name``, used by the step about to be recorded (which extends an intermediate's live range)."""
+        if name in self.live:
+            self.live[name][1] = self.step
+        return name
 
     def _constant(self, constant: Constant) -> str:
         if constant not in self.constants:
@@ -257,25 +277,20 @@ class _HostProgram:
             condition = self._value(value.cond, env)
             if _shape(self.types[condition]) != () or str(self.types[condition].dtype) != "bool":
                 raise UnsupportedProgram(f"the condition of {var.name} is not a rank-0 bool tensor")
-            # As an int: a pass that negates the condition (an empty arm) fails on a bool stored as int8.
-            flag = self._use(condition, "flag")
-            self._emit(f"if {flag}:" if flag != condition else f'if T.Cast("int32", {condition}[()]) != 0:')
-            self._arm(value.true_branch, env, outputs)
-            self._emit("else:")
-            self._arm(value.false_branch, env, outputs)
+            branch = _If(self._use(condition))
+            self._add(branch)
+            self._arm(value.true_branch, env, outputs, branch.then)
+            self._arm(value.false_branch, env, outputs, branch.otherwise)
             env[var] = outputs
         elif isinstance(value, (relax.Var, Constant, relax.Tuple, relax.TupleGetItem)):
             env[var] = self._value(value, env)
         else:
             raise UnsupportedProgram(f"{var.name} is bound to a {type(value).__name__}: {value}")
 
-    def _arm(self, body: relax.Expr, env: dict, outputs) -> None:
-        self.depth += 1
-        start = len(self.lines)
+    def _arm(self, body: relax.Expr, env: dict, outputs, steps: list) -> None:
+        outer, self.steps = self.steps, steps
         self._body(body, dict(env), outputs)
-        if len(self.lines) == start:
-            self._emit("T.evaluate(0)")
-        self.depth -= 1
+        self.steps = outer
 
     def _kernel_call(self, var: relax.Var, call: relax.Call, env: dict, destination):
         kernel, arguments = call.args[0], call.args[1]
@@ -284,13 +299,8 @@ class _HostProgram:
         outputs = self._allocated(var.ty, var.name, destination)
         flat = [self._value(arg, env) for arg in arguments.fields]
         flat += list(outputs) if isinstance(outputs, tuple) else [outputs]
-        if self.traced:
-            self._emit(f"T.call_packed({KERNEL_CALLED!r}, {kernel.name_hint!r}, {self._arguments(flat)})")
-        self._emit(f"T.call_cpacked({kernel.name_hint!r}, {self._arguments(flat)})")
+        self._add(_KernelCall(kernel.name_hint, [self._use(name) for name in flat]))
         return outputs
-
-    def _arguments(self, names: list[str]) -> str:
-        return ", ".join(self._use(name, "argument") for name in names)
 
     def _copy(self, source, destination) -> None:
         """Copy what is not already where it must end (a parameter, a constant, a value used twice)."""
@@ -300,40 +310,59 @@ class _HostProgram:
             for each_source, each_destination in zip(source, destination):
                 self._copy(each_source, each_destination)
             return
-        views = [self._view(source), self._view(destination)]
-        shape = _shape(self.types[destination])
-        index = ", ".join(f"i{axis}" for axis in range(len(shape))) or "()"
-        if shape:
-            self._emit(f"for {index} in T.grid({', '.join(map(str, shape))}):")
-            self.depth += 1
-        self._emit(f"{views[1]}[{index}] = {views[0]}[{index}]")
-        self.depth -= 1 if shape else 0
-        for name in (source, destination):  # live until the copy is done
-            self._use(name, "view")
-
-    def _view(self, name: str) -> str:
-        """A buffer to read and write ``name`` in its storage type (a bool as int8, its bytes)."""
-        ty = self.types[name]
-        dtype = _storage_dtype(ty)
-        if name not in self.live and dtype == str(ty.dtype):
-            return name
-        view = self._name(f"{name}_view", ty)
-        data, offset = (f"{_WORKSPACE}.data", self._use(name, "view")) if name in self.live else (f"{name}.data", "0")
-        self._emit(f"{view} = T.decl_buffer({_shape(ty)}, {dtype!r}, data={data}, elem_offset={offset})")
-        return view
+        self._add(_Copy(self._use(source), self._use(destination)))
 
 
-def _storage_dtype(ty: relax.TensorType) -> str:
-    """The type a tensor's elements are stored as: a bool is a byte."""
-    return "int8" if str(ty.dtype) == "bool" else str(ty.dtype)
+class _Builder:
+    """Builds recorded steps into the PrimFunc under construction (TVM's IR builder)."""
 
+    def __init__(self, types: dict, buffers: dict, workspace, places: dict[str, int], traced: bool):
+        self.types = types
+        self.buffers = dict(buffers)
+        self.workspace = workspace
+        self.places = places
+        self.traced = traced
+        self.builders = {_Declare: self.declare, _KernelCall: self.kernel_call, _If: self.branch, _Copy: self.copy}
 
-def _bytes_per_element(dtype: str) -> int:
-    return max(tvm.DataType(dtype).bits // 8, 1)
+    def steps(self, steps: list) -> None:
+        if not steps:
+            T.evaluate(0)
+        for step in steps:
+            self.builders[type(step)](step)
+
+    def declare(self, step: _Declare) -> None:
+        ty = self.types[step.name]
+        address = T.Bind(T.handle_add_byte_offset(self.workspace.data, self.places[step.name]))
+        self.buffers[step.name] = T.decl_buffer(_shape(ty), str(ty.dtype), data=address)
+
+    def kernel_call(self, step: _KernelCall) -> None:
+        arguments = [self.buffers[name] for name in step.arguments]
+        if self.traced:
+            T.evaluate(T.call_packed(KERNEL_CALLED, step.kernel, *arguments))
+        T.evaluate(T.call_cpacked(step.kernel, *arguments))
+
+    def branch(self, step: _If) -> None:
+        # As an int: a pass that negates the condition (an empty arm) fails on a bool stored as int8.
+        with T.If(T.Cast("int32", self.buffers[step.condition][()]) != 0):
+            with T.Then():
+                self.steps(step.then)
+            with T.Else():
+                self.steps(step.otherwise)
+
+    def copy(self, step: _Copy) -> None:
+        source, destination = self.buffers[step.source], self.buffers[step.destination]
+        shape = _shape(self.types[step.destination])
+        if not shape:
+            T.buffer_store(destination, source[()], [])
+            return
+        with T.grid(*shape) as index:
+            index = list(index) if isinstance(index, (list, tuple)) else [index]
+            T.buffer_store(destination, source[tuple(index)], index)
 
 
 def _bytes(ty: relax.TensorType) -> int:
-    return math.prod(_shape(ty)) * _bytes_per_element(str(ty.dtype))
+    """Bytes a tensor takes (a bool takes one)."""
+    return math.prod(_shape(ty)) * max(tvm.DataType(str(ty.dtype)).bits // 8, 1)
 
 
 def _plan(sizes: dict[str, int], live: dict[str, list[int]]) -> tuple[dict[str, int], int]:

@@ -72,13 +72,19 @@ class Expected:
         workspace = T.alloc_buffer((2048,), "uint8")
         # y is returned: the kernel writes it where main returns it
         T.call_cpacked("double", x, result0)
-        T.call_cpacked("positive", result0, T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 0), T.tvm_stack_make_shape(), 0, 0, T.bool(False), 0))
-        if T.Cast("int32", workspace[0]) != 0:
-            # the branch function, inlined; twice takes keep's place (keep is dead once read), four_times
-            # the next 64-byte boundary past twice (both live in its call), eight_times goes where z is returned
-            T.call_cpacked("double", result0, T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 0), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0))
-            T.call_cpacked("double", T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 0), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0), T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 1024), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0))
-            T.call_cpacked("double", T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 1024), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0), result1)
+        keep_address: T.let = T.handle_add_byte_offset(workspace.data, 0)
+        keep = T.decl_buffer((), "bool", data=keep_address)
+        T.call_cpacked("positive", result0, keep)
+        if T.Cast("int32", keep[()]) != 0:
+            # the branch function, inlined: twice takes keep's place (dead once read), four_times the
+            # next place past twice (both live in its call), eight_times is written where z is returned
+            twice_address: T.let = T.handle_add_byte_offset(workspace.data, 0)
+            twice = T.decl_buffer((256,), "float32", data=twice_address)
+            T.call_cpacked("double", result0, twice)
+            four_times_address: T.let = T.handle_add_byte_offset(workspace.data, 1024)
+            four_times = T.decl_buffer((256,), "float32", data=four_times_address)
+            T.call_cpacked("double", twice, four_times)
+            T.call_cpacked("double", four_times, result1)
         else:
             for i0 in T.grid(256):  # z is y here: a copy
                 result1[i0] = result0[i0]
@@ -88,15 +94,21 @@ class Expected:
         workspace = T.alloc_buffer((2048,), "uint8")
         T.call_packed("lcnet_tvm.kernel_called", "double", x, result0)
         T.call_cpacked("double", x, result0)
-        T.call_packed("lcnet_tvm.kernel_called", "positive", result0, T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 0), T.tvm_stack_make_shape(), 0, 0, T.bool(False), 0))
-        T.call_cpacked("positive", result0, T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 0), T.tvm_stack_make_shape(), 0, 0, T.bool(False), 0))
-        if T.Cast("int32", workspace[0]) != 0:
-            T.call_packed("lcnet_tvm.kernel_called", "double", result0, T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 0), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0))
-            T.call_cpacked("double", result0, T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 0), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0))
-            T.call_packed("lcnet_tvm.kernel_called", "double", T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 0), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0), T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 1024), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0))
-            T.call_cpacked("double", T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 0), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0), T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 1024), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0))
-            T.call_packed("lcnet_tvm.kernel_called", "double", T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 1024), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0), result1)
-            T.call_cpacked("double", T.tvm_stack_make_array(T.handle_add_byte_offset(workspace.data, 1024), T.tvm_stack_make_shape(256), 0, 1, T.float32(0), 0), result1)
+        keep_address: T.let = T.handle_add_byte_offset(workspace.data, 0)
+        keep = T.decl_buffer((), "bool", data=keep_address)
+        T.call_packed("lcnet_tvm.kernel_called", "positive", result0, keep)
+        T.call_cpacked("positive", result0, keep)
+        if T.Cast("int32", keep[()]) != 0:
+            twice_address: T.let = T.handle_add_byte_offset(workspace.data, 0)
+            twice = T.decl_buffer((256,), "float32", data=twice_address)
+            T.call_packed("lcnet_tvm.kernel_called", "double", result0, twice)
+            T.call_cpacked("double", result0, twice)
+            four_times_address: T.let = T.handle_add_byte_offset(workspace.data, 1024)
+            four_times = T.decl_buffer((256,), "float32", data=four_times_address)
+            T.call_packed("lcnet_tvm.kernel_called", "double", twice, four_times)
+            T.call_cpacked("double", twice, four_times)
+            T.call_packed("lcnet_tvm.kernel_called", "double", four_times, result1)
+            T.call_cpacked("double", four_times, result1)
         else:
             for i0 in T.grid(256):
                 result1[i0] = result0[i0]
