@@ -24,6 +24,7 @@ from tvm import relax
 from .drop_proven_param_checks import DropProvenParamChecks
 from .executed_work import ExposeExecutedWork
 from .fold_batch_norm import FoldBatchNorm
+from .host_program import LowerToHostProgram
 from .lower_channel_gates import LowerChannelGates
 from .lower_layer_gates import LowerLayerGates
 from .remove_unused_tuples import RemoveUnusedTuples
@@ -132,6 +133,8 @@ def compile_pipeline(
             SerialSmallKernels(),
         ],
         "finalize": [
+            # One VM call per inference: main becomes a host program that calls the kernels.
+            LowerToHostProgram() if options.target.host_program else tvm.transform.Sequential([]),
             *backend.dataflow_lower_passes(target),
             # Kernels with several outputs leave tuples of them that nothing reads.
             relax.transform.CanonicalizeBindings(),

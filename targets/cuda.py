@@ -58,4 +58,5 @@ CUDA = TargetSpec(
     runnable_here=runnable_here,
     default_schedules=default_schedules,
     relax_backend="tvm.relax.backend.cuda.pipeline",
+    host_program=False,
 )

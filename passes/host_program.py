@@ -1,0 +1,444 @@
+"""``main`` runs as one host program: a TIR function that calls every kernel directly.
+
+Through the Relax VM, every kernel call of a gated network comes with about
+six VM calls (allocating and freeing its outputs' storage and tensors, branch
+conditions, branch function calls, tuples). Each costs a few hundred
+nanoseconds, which at CIFAR sizes is as much as the kernels compute. A host
+program calls a kernel as a C function (no lookup, no allocation: its
+intermediates live in one workspace it plans itself) and branches on a decision
+by reading it; the VM makes one call per inference.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+
+import tvm
+from tvm import relax
+from tvm.ir.expr import Constant
+from tvm.tirx.script import builder as T
+from tvm.script.ir_builder.base import IRBuilder
+
+logger = logging.getLogger(__name__)
+
+#: The host program's name in the module; ``HOST_PROGRAM + TRACED`` is its traced twin, called by
+#: ``main + TRACED``, which reports each kernel call to :data:`KERNEL_CALLED` before making it.
+HOST_PROGRAM = "host_program"
+TRACED = "_traced"
+#: Global function the traced host program calls with ``(kernel name, *its arguments)`` before each kernel.
+KERNEL_CALLED = "lcnet_tvm.kernel_called"
+
+_CALL_TIR = tvm.ir.Op.get("relax.call_tir")
+#: TVM's CPU codegen puts allocations of at most this many bytes on the stack (runtime::kMaxStackAlloca),
+#: 16-byte aligned; the kernels assume 64, which the workspace pool gives.
+_MAX_STACK_BYTES = 1024
+#: Every intermediate starts at a multiple of this many bytes of the workspace.
+_ALIGNMENT = 64
+
+
+class UnsupportedProgram(Exception):
+    """``main`` holds something a host program cannot express; it stays as the VM runs it."""
+
+
+@tvm.transform.module_pass(opt_level=0, name="LowerToHostProgram")
+class LowerToHostProgram:
+    """Replace ``main`` by one call of a host program that runs everything ``main`` ran.
+
+    Expects: ``main`` after the schedules phase: bindings of ``call_tir`` (the
+    kernels, with static shapes), calls of private Relax functions (branch
+    and bucket functions), ``if`` on a rank-0 bool tensor, tuples, constants.
+    Produces: ``main(x) = call_tir(host_program, (x, *constants), out_ty=main's
+    results)``, the PrimFunc ``host_program`` (intermediates are places in one
+    ``workspace`` buffer, planned here by their live ranges; a function call is
+    inlined, with its results written where the caller keeps them; ``if`` reads
+    the condition), ``main_traced`` / ``host_program_traced``
+    that report each kernel call to :data:`KERNEL_CALLED` (for counting and
+    profiling), and no other Relax functions. A ``main`` with anything else is
+    left as it is, with a warning (the VM runs it as before).
+    """
+
+    def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        main = mod["main"]
+        try:
+            program = _HostProgram(mod)
+            program.record(main)
+        except UnsupportedProgram as problem:
+            logger.warning("main stays in the Relax VM: %s", problem)
+            return mod
+        programs = {traced: program.build(traced) for traced in (False, True)}
+        # The branch and bucket functions are inlined: only the kernels stay.
+        kernels = {gv: func for gv, func in mod.functions.items() if not isinstance(func, relax.Function)}
+        builder = relax.BlockBuilder(tvm.IRModule(kernels, attrs=mod.attrs))  # gives the programs typed GlobalVars
+        callers = {}
+        for traced, function in programs.items():
+            suffix = TRACED if traced else ""
+            caller = _calling_main(main, builder.add_func(function, HOST_PROGRAM + suffix), list(program.constants))
+            if suffix and main.attrs is not None and "global_symbol" in main.attrs:
+                caller = caller.with_attr("global_symbol", "main" + suffix)
+            callers["main" + suffix] = caller
+        result = builder.get()
+        for name, caller in callers.items():
+            result[name] = caller
+        return relax.transform.Normalize()(result)
+
+
+def _leaves(ty) -> list[relax.TensorType]:
+    """The tensor types of a (possibly nested) tuple type, in order."""
+    if isinstance(ty, relax.TupleType):
+        return [leaf for field in ty.fields for leaf in _leaves(field)]
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        raise UnsupportedProgram(f"a value of type {ty} (only tensors of static shape and tuples of them)")
+    return [ty]
+
+
+def _calling_main(main: relax.Function, program: tvm.ir.GlobalVar, constants: list[Constant]) -> relax.Function:
+    """``main`` as one call of ``program``, its results regrouped as ``main`` returns them."""
+    leaves = _leaves(main.ret_ty)
+    single = len(leaves) == 1  # call_tir returns a tensor, not a tuple of one
+    results = relax.Var("results", leaves[0] if single else relax.TupleType(leaves))
+    position = iter(range(len(leaves)))
+
+    def regroup(ty):
+        if isinstance(ty, relax.TupleType):
+            return relax.Tuple([regroup(field) for field in ty.fields])
+        return results if single else relax.TupleGetItem(results, next(position))
+
+    params = [relax.Var(param.name, param.ty) for param in main.params]
+    call = relax.op.call_tir(program, relax.Tuple([*params, *constants]), leaves[0] if single else leaves)
+    body = relax.SeqExpr([relax.BindingBlock([relax.VarBinding(results, call)])], regroup(main.ret_ty))
+    return relax.Function(params, body, main.ret_ty, is_pure=True, attrs=main.attrs)
+
+
+def _shape(ty: relax.TensorType) -> tuple[int, ...]:
+    return tuple(int(extent) for extent in ty.shape)
+
+
+@dataclass
+class _Declare:
+    """An intermediate comes into scope (its place in the workspace is planned later)."""
+
+    name: str
+
+
+@dataclass
+class _KernelCall:
+    kernel: str
+    arguments: list[str]
+
+
+@dataclass
+class _If:
+    condition: str
+    then: list = field(default_factory=list)
+    otherwise: list = field(default_factory=list)
+
+
+@dataclass
+class _Copy:
+    source: str
+    destination: str
+
+
+class _HostProgram:
+    """The host program of one ``main``: recorded as steps, then built as a TIR PrimFunc.
+
+    Recording inlines the functions ``main`` calls and routes results to where
+    they end; every step that uses an intermediate extends its live range
+    (both arms of an ``if`` count, which is safe). Building gives each
+    intermediate its place in one workspace by those ranges, at the
+    workspace's data plus a byte offset. The program plans this itself because
+    TVM's buffer passes size an allocation by the element accesses they see,
+    and a pointer handed to a kernel is not one: with a TIR buffer per
+    intermediate, a float32 buffer of 1,025 elements came out as 1,025 bytes,
+    and with ``address_of(workspace[k])`` pointers the workspace was compacted
+    to ``k + 1`` bytes; either way the kernels wrote past it and corrupted the heap.
+    """
+
+    def __init__(self, mod: tvm.IRModule):
+        self.mod = mod
+        self.steps: list = []  # where the step being recorded goes: the program or an ``if`` arm
+        self.program = self.steps
+        self.step = 0  # steps recorded so far: the live ranges' clock
+        self.types: dict[str, relax.TensorType] = {}  # buffer name -> its tensor type
+        self.inputs: list[str] = []
+        self.outputs: tuple[str, ...] = ()
+        self.constants: dict[Constant, str] = {}
+        self.live: dict[str, list[int]] = {}  # intermediate -> [first, last] step that uses it
+
+    def record(self, main: relax.Function) -> None:
+        env = {}
+        for param in main.params:
+            (ty,) = _leaves(param.ty) if isinstance(param.ty, relax.TensorType) else (None,)
+            if ty is None:
+                raise UnsupportedProgram(f"main's parameter {param.name} is not a tensor")
+            env[param] = self._name(param.name, ty)
+            self.inputs.append(env[param])
+        self.outputs = tuple(self._name(f"result{k}", ty) for k, ty in enumerate(_leaves(main.ret_ty)))
+        self._body(main.body, env, _regrouped(self.outputs, main.ret_ty))
+
+    def build(self, traced: bool) -> tvm.tirx.PrimFunc:
+        """The PrimFunc; ``traced``: it reports each kernel call to :data:`KERNEL_CALLED` before making it."""
+        places, size = _plan({name: _bytes(self.types[name]) for name in self.live}, self.live)
+        with IRBuilder() as builder, T.prim_func(is_private=True):
+            T.func_name(HOST_PROGRAM)
+            buffers = {
+                name: T.arg(name, T.Buffer(_shape(self.types[name]), str(self.types[name].dtype)))
+                for name in (*self.inputs, *self.constants.values(), *self.outputs)
+            }
+            # Past the stack's limit, so that it comes from the (64-byte aligned) workspace pool.
+            workspace = T.alloc_buffer((max(size, _MAX_STACK_BYTES + 1),), "uint8") if size else None
+            _Builder(self.types, buffers, workspace, places, traced).steps(self.program)
+        return builder.get()
+
+    # -- names and buffers ------------------------------------------------------------------------
+
+    def _name(self, hint: str, ty: relax.TensorType) -> str:
+        base = re.sub(r"\W", "_", str(hint)) or "t"
+        name, count = base, 0
+        while name in self.types:
+            count += 1
+            name = f"{base}_{count}"
+        self.types[name] = ty
+        return name
+
+    def _add(self, step) -> None:
+        self.steps.append(step)
+        self.step += 1
+
+    def _allocated(self, ty, hint: str, given=None):
+        """Buffers for a value of type ``ty``: ``given`` where it names one, a new intermediate elsewhere."""
+        if isinstance(ty, relax.TupleType):
+            given = given if given is not None else (None,) * len(ty.fields)
+            return tuple(self._allocated(field, f"{hint}_{k}", given[k]) for k, field in enumerate(ty.fields))
+        if given is not None:
+            return given
+        (tensor,) = _leaves(ty)
+        name = self._name(hint, tensor)
+        self.live[name] = [self.step] * 2  # from its declaration: it has a range even if nothing uses it
+        self._add(_Declare(name))
+        return name
+
+    def _use(self, name: str) -> str:
+        """``name``, used by the step about to be recorded (which extends an intermediate's live range)."""
+        if name in self.live:
+            self.live[name][1] = self.step
+        return name
+
+    def _constant(self, constant: Constant) -> str:
+        if constant not in self.constants:
+            self.constants[constant] = self._name(f"constant{len(self.constants)}", constant.ty)
+        return self.constants[constant]
+
+    def _value(self, expr: relax.Expr, env: dict):
+        """The buffer name (or tuple of them) holding ``expr``."""
+        if isinstance(expr, relax.Var):
+            return env[expr]
+        if isinstance(expr, Constant):
+            return self._constant(expr)
+        if isinstance(expr, relax.Tuple):
+            return tuple(self._value(field, env) for field in expr.fields)
+        if isinstance(expr, relax.TupleGetItem):
+            return self._value(expr.tuple_value, env)[expr.index]
+        raise UnsupportedProgram(f"{type(expr).__name__} {expr}")
+
+    # -- bodies and bindings ----------------------------------------------------------------------
+
+    def _body(self, body: relax.Expr, env: dict, destination):
+        """Lower a function or ``if`` arm body; its result ends in ``destination`` (where not ``None``)."""
+        if not isinstance(body, relax.SeqExpr):
+            raise UnsupportedProgram(f"a body that is a {type(body).__name__}")
+        bindings = [binding for block in body.blocks for binding in block.bindings]
+        values = {binding.var: binding.value for binding in bindings}
+        targets: dict[relax.Var, object] = {}
+        _route(body.body, destination, values, targets)
+        for binding in bindings:
+            self._binding(binding, env, targets.get(binding.var))
+        result = self._value(body.body, env)
+        self._copy(result, destination)
+        return _merged(destination, result)
+
+    def _binding(self, binding, env: dict, destination) -> None:
+        var, value = binding.var, binding.value
+        if not isinstance(binding, relax.VarBinding):
+            raise UnsupportedProgram(f"binding {var.name} is a {type(binding).__name__}")
+        if isinstance(value, relax.Call) and value.op.same_as(_CALL_TIR):
+            env[var] = self._kernel_call(var, value, env, destination)
+        elif isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.GlobalVar):
+            callee = self.mod[value.op]
+            if not isinstance(callee, relax.Function):
+                raise UnsupportedProgram(f"{var.name} calls {value.op.name_hint}, which is not a Relax function")
+            inner = {param: self._value(arg, env) for param, arg in zip(callee.params, value.args)}
+            env[var] = self._body(callee.body, inner, destination)
+        elif isinstance(value, relax.If):
+            outputs = self._allocated(var.ty, var.name, destination)
+            condition = self._value(value.cond, env)
+            if _shape(self.types[condition]) != () or str(self.types[condition].dtype) != "bool":
+                raise UnsupportedProgram(f"the condition of {var.name} is not a rank-0 bool tensor")
+            branch = _If(self._use(condition))
+            self._add(branch)
+            self._arm(value.true_branch, env, outputs, branch.then)
+            self._arm(value.false_branch, env, outputs, branch.otherwise)
+            env[var] = outputs
+        elif isinstance(value, (relax.Var, Constant, relax.Tuple, relax.TupleGetItem)):
+            env[var] = self._value(value, env)
+        else:
+            raise UnsupportedProgram(f"{var.name} is bound to a {type(value).__name__}: {value}")
+
+    def _arm(self, body: relax.Expr, env: dict, outputs, steps: list) -> None:
+        outer, self.steps = self.steps, steps
+        self._body(body, dict(env), outputs)
+        self.steps = outer
+
+    def _kernel_call(self, var: relax.Var, call: relax.Call, env: dict, destination):
+        kernel, arguments = call.args[0], call.args[1]
+        if len(call.args) > 2:
+            raise UnsupportedProgram(f"kernel {kernel.name_hint} takes symbolic shape arguments")
+        outputs = self._allocated(var.ty, var.name, destination)
+        flat = [self._value(arg, env) for arg in arguments.fields]
+        flat += list(outputs) if isinstance(outputs, tuple) else [outputs]
+        self._add(_KernelCall(kernel.name_hint, [self._use(name) for name in flat]))
+        return outputs
+
+    def _copy(self, source, destination) -> None:
+        """Copy what is not already where it must end (a parameter, a constant, a value used twice)."""
+        if destination is None or source == destination:
+            return
+        if isinstance(destination, tuple):
+            for each_source, each_destination in zip(source, destination):
+                self._copy(each_source, each_destination)
+            return
+        self._add(_Copy(self._use(source), self._use(destination)))
+
+
+class _Builder:
+    """Builds recorded steps into the PrimFunc under construction (TVM's IR builder)."""
+
+    def __init__(self, types: dict, buffers: dict, workspace, places: dict[str, int], traced: bool):
+        self.types = types
+        self.buffers = dict(buffers)
+        self.workspace = workspace
+        self.places = places
+        self.traced = traced
+        self.builders = {_Declare: self.declare, _KernelCall: self.kernel_call, _If: self.branch, _Copy: self.copy}
+
+    def steps(self, steps: list) -> None:
+        if not steps:
+            T.evaluate(0)
+        for step in steps:
+            self.builders[type(step)](step)
+
+    def declare(self, step: _Declare) -> None:
+        ty = self.types[step.name]
+        address = T.Bind(T.handle_add_byte_offset(self.workspace.data, self.places[step.name]))
+        self.buffers[step.name] = T.decl_buffer(_shape(ty), str(ty.dtype), data=address)
+
+    def kernel_call(self, step: _KernelCall) -> None:
+        arguments = [self.buffers[name] for name in step.arguments]
+        if self.traced:
+            T.evaluate(T.call_packed(KERNEL_CALLED, step.kernel, *arguments))
+        T.evaluate(T.call_cpacked(step.kernel, *arguments))
+
+    def branch(self, step: _If) -> None:
+        # As an int: a pass that negates the condition (an empty arm) fails on a bool stored as int8.
+        with T.If(T.Cast("int32", self.buffers[step.condition][()]) != 0):
+            with T.Then():
+                self.steps(step.then)
+            with T.Else():
+                self.steps(step.otherwise)
+
+    def copy(self, step: _Copy) -> None:
+        source, destination = self.buffers[step.source], self.buffers[step.destination]
+        shape = _shape(self.types[step.destination])
+        if not shape:
+            T.buffer_store(destination, source[()], [])
+            return
+        with T.grid(*shape) as index:
+            index = list(index) if isinstance(index, (list, tuple)) else [index]
+            T.buffer_store(destination, source[tuple(index)], index)
+
+
+def _bytes(ty: relax.TensorType) -> int:
+    """Bytes a tensor takes (a bool takes one)."""
+    return math.prod(_shape(ty)) * max(tvm.DataType(str(ty.dtype)).bits // 8, 1)
+
+
+def _plan(sizes: dict[str, int], live: dict[str, list[int]]) -> tuple[dict[str, int], int]:
+    """Byte offsets for buffers of ``sizes`` such that no two live at once overlap; and the bytes it needs.
+
+    First fit in the order buffers come alive: each goes at the lowest
+    aligned offset that no buffer still alive covers.
+    """
+    places: dict[str, int] = {}
+    alive: list[str] = []
+    size = 0
+    for name in sorted(sizes, key=lambda each: live[each][0]):
+        first = live[name][0]
+        alive = sorted((each for each in alive if live[each][1] >= first), key=places.__getitem__)
+        offset = 0
+        for each in alive:
+            if offset + sizes[name] <= places[each]:
+                break
+            offset = max(offset, -(-(places[each] + sizes[each]) // _ALIGNMENT) * _ALIGNMENT)
+        places[name] = offset
+        alive.append(name)
+        size = max(size, offset + sizes[name])
+    return places, size
+
+
+def _route(expr: relax.Expr, destination, values: dict, targets: dict) -> None:
+    """Send ``destination`` to the bindings that compute ``expr``, so that they write there directly.
+
+    What is not computed in this body (a parameter, a constant) or is routed
+    already (one value returned twice) keeps no target and is copied instead.
+    """
+    if destination is None:
+        return
+    if isinstance(expr, relax.Tuple):
+        for field, each in zip(expr.fields, destination):
+            _route(field, each, values, targets)
+    elif isinstance(expr, relax.TupleGetItem) and isinstance(expr.tuple_value, relax.Var):
+        tuple_var = expr.tuple_value
+        if tuple_var not in values or not isinstance(tuple_var.ty, relax.TupleType):
+            return
+        current = list(targets.get(tuple_var) or (None,) * len(tuple_var.ty.fields))
+        if current[expr.index] is None:
+            current[expr.index] = destination
+            _route_value(tuple_var, tuple(current), values, targets)
+    elif isinstance(expr, relax.Var) and expr in values and expr not in targets:
+        _route_value(expr, destination, values, targets)
+
+
+def _route_value(var: relax.Var, destination, values: dict, targets: dict) -> None:
+    value = values[var]
+    if isinstance(value, (relax.Var, relax.Tuple, relax.TupleGetItem)):
+        _route(value, destination, values, targets)
+    elif isinstance(value, (relax.Call, relax.If)):
+        targets[var] = destination
+
+
+def _merged(destination, value):
+    """``destination`` with what it leaves open (``None``) taken from ``value``."""
+    if destination is None:
+        return value
+    if isinstance(destination, tuple):
+        return tuple(_merged(each, part) for each, part in zip(destination, value))
+    return destination
+
+
+def _regrouped(flat: tuple[str, ...], ty):
+    """Buffer names in the nesting of type ``ty``."""
+    position = iter(flat)
+
+    def regroup(each):
+        if isinstance(each, relax.TupleType):
+            return tuple(regroup(field) for field in each.fields)
+        return next(position)
+
+    return regroup(ty)
+
+
+def _buffer(ty: relax.TensorType) -> str:
+    return f"T.Buffer({_shape(ty)}, {str(ty.dtype)!r})"
