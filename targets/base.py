@@ -34,8 +34,8 @@ class TargetSpec:
     default_schedules: Callable[[], list[tvm.transform.Pass]] = list
     #: TVM's Relax backend for the target: its dispatch, lowering and finalisation passes.
     relax_backend: str = "tvm.relax.backend.cpu_generic.pipeline"
-    #: ``main`` runs as one host program calling the kernels directly (passes/host_program.py), not
-    #: call by call in the Relax VM. Only where kernels run on the host: it reads gate decisions.
+    #: ``main`` can run as one host program calling the kernels directly (passes/host_program.py,
+    #: ``CompileOptions.host_program``). Only where kernels run on the host: it reads gate decisions.
     host_program: bool = True
 
     def backend(self) -> ModuleType:

@@ -33,6 +33,7 @@ def test_every_public_name_resolves_and_importing_the_package_loads_neither_tvm_
         (dict(batch_size=0), "batch size must be at least 1, got 0"),
         (dict(batch_size="2"), "batch size must be an integer, got '2'"),
         (dict(channel_buckets=0), "channel buckets must be at least 1, got 0"),
+        (dict(target="cuda", host_program=True), "target cuda runs its kernels on a device and keeps the Relax VM"),
     ],
 )
 def test_bad_compile_options_are_one_error_naming_the_value(options, message):

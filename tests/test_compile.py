@@ -60,11 +60,15 @@ def test_resnet20_every_gate_skipping_or_keeping(digits, batch, bias):
 
 
 def test_executed_flops_equal_the_decisions_when_every_count_is_a_bucket(digits):
-    """At batch 1 with one bucket per channel count, the compiled code runs exactly what the gates decide."""
+    """At batch 1 with one bucket per channel count, the compiled code runs exactly what the gates decide.
+
+    As a host program: its workspace plan holds the most intermediates here (TVM's buffer passes once
+    under-allocated them on this model, and the kernels corrupted the heap)."""
     torch.manual_seed(0)
     config = zoo_config("lcnet_resnet20_cifar").replace(widths=(8, 12, 16))
     model = randomize(LCResNet(config), inputs_for(digits, 32, 32, seed=9), seed=4)
-    compiled = compile_model(model, (3, 32, 32), CompileOptions(channel_buckets=16), name="narrow_resnet20")
+    options = CompileOptions(channel_buckets=16, host_program=True)
+    compiled = compile_model(model, (3, 32, 32), options, name="narrow_resnet20")
     result = check_against_eager(compiled, model, inputs_for(digits, 32, 24, seed=7))
     np.testing.assert_allclose(result.executed_flops, result.decided_flops, rtol=1e-6)
     assert result.executed_flops.min() < 0.6 * compiled.dense_flops

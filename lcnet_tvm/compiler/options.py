@@ -24,7 +24,9 @@ class CompileOptions:
     other sizes). ``gate_form`` and ``channel_buckets``: see
     :mod:`~lcnet_tvm.compiler.gate_forms`. ``database``: a tuning database
     directory (``lcnet-tvm tune --db``): compiling applies its records, tuning
-    writes into it. Invalid values raise :class:`~lcnet_tvm.errors.LcnetError`
+    writes into it. ``host_program``: ``main`` runs as one host program that
+    calls the kernels directly (CPU targets; :mod:`lcnet_tvm.passes.host_program`):
+    faster inference, longer compile. Invalid values raise :class:`~lcnet_tvm.errors.LcnetError`
     naming the value.
     """
 
@@ -33,6 +35,7 @@ class CompileOptions:
     gate_form: str = DEFAULT_GATE_FORM
     channel_buckets: int = DEFAULT_CHANNEL_BUCKETS
     database: Path | None = None
+    host_program: bool = False
     #: The target as TVM configures it (JSON-style dict), resolved once; recorded in artifacts.
     target_config: dict = field(init=False, repr=False, compare=False)
 
@@ -43,6 +46,11 @@ class CompileOptions:
         if self.gate_form not in GATE_FORMS:
             raise LcnetError(f"unknown gate form {self.gate_form!r}; use one of {', '.join(GATE_FORMS)}")
         _check_count("channel buckets", self.channel_buckets)
+        if self.host_program and not self.target.host_program:
+            raise LcnetError(
+                f"a host program runs on the host CPU, but target {self.target.name} runs its kernels on a device "
+                "and keeps the Relax VM: compile without --host-program"
+            )
         if self.database is not None:
             object.__setattr__(self, "database", Path(self.database))
         object.__setattr__(self, "target_config", self.target.config())

@@ -90,6 +90,8 @@ class BenchOptions:
     channel_buckets: int = DEFAULT_CHANNEL_BUCKETS
     systems: Sequence[str] = SYSTEMS
     profile: bool = False
+    #: The TVM systems run ``main`` as a host program (CompileOptions.host_program).
+    host_program: bool = False
     show_progress: bool = True
 
     def validate(self) -> None:
@@ -106,7 +108,10 @@ class BenchOptions:
 
     def compile_options(self, target: str, database: str | None) -> CompileOptions:
         """How the TVM systems are compiled (each with its own gate form)."""
-        return CompileOptions(target, batch_size=self.batch, channel_buckets=self.channel_buckets, database=database)
+        return CompileOptions(
+            target, batch_size=self.batch, channel_buckets=self.channel_buckets, database=database,
+            host_program=self.host_program,
+        )
 
     def resolved(self, architecture: str) -> CompileOptions:
         """:meth:`compile_options` with the records of ``--db``, or else the shipped ones for ``architecture``."""

@@ -1,4 +1,4 @@
-"""LowerToHostProgram: structure (Before/Expected), what it leaves alone, and numbers."""
+"""LowerToHostProgram: structure (Before/Expected), what it leaves alone, numbers, and its workspace plan."""
 
 import logging
 
@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tvm
 import tvm_ffi
-from lcnet_tvm.passes.host_program import KERNEL_CALLED, LowerToHostProgram
+from hypothesis import given
+from hypothesis import strategies as st
+from lcnet_tvm.passes.host_program import KERNEL_CALLED, LowerToHostProgram, _plan
 from tvm import relax
 from tvm.script import ir as I
 from tvm.script import relax as R
@@ -160,3 +162,22 @@ def test_the_host_program_computes_what_the_vm_did_and_its_twin_reports_each_ker
             for output, want in zip(vm[name](tvm.runtime.tensor(x)), expected):
                 np.testing.assert_array_equal(output.numpy(), want)
     assert called == (["double", "positive", "double", "double", "double"] if sign > 0 else ["double", "positive"])
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 40), st.integers(0, 10), st.integers(1, 5000)), min_size=1, max_size=40
+    )
+)
+def test_the_workspace_plan_never_overlaps_two_buffers_alive_at_once(buffers):
+    """Each buffer as (first step, steps it stays alive, bytes): places are aligned, disjoint while both live."""
+    live = {f"b{k}": [first, first + length] for k, (first, length, _) in enumerate(buffers)}
+    sizes = {f"b{k}": size for k, (_, _, size) in enumerate(buffers)}
+    places, total = _plan(sizes, live)
+    assert all(place % 64 == 0 and place + sizes[name] <= total for name, place in places.items())
+    for a in places:
+        for b in places:
+            alive_together = a < b and live[a][0] <= live[b][1] and live[b][0] <= live[a][1]
+            if alive_together:
+                assert places[a] + sizes[a] <= places[b] or places[b] + sizes[b] <= places[a], (a, b)
+    assert total <= sum(-(-size // 64) * 64 for size in sizes.values())
