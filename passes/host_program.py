@@ -167,6 +167,8 @@ class _HostProgram:
         self.outputs: tuple[str, ...] = ()
         self.constants: dict[Constant, str] = {}
         self.live: dict[str, list[int]] = {}  # intermediate -> [first, last] step that uses it
+        self.places: dict[str, int] = {}  # intermediate -> its byte offset in the workspace, once recorded
+        self.workspace_bytes = 0
 
     def record(self, main: relax.Function) -> None:
         env = {}
@@ -178,10 +180,10 @@ class _HostProgram:
             self.inputs.append(env[param])
         self.outputs = tuple(self._name(f"result{k}", ty) for k, ty in enumerate(_leaves(main.ret_ty)))
         self._body(main.body, env, _regrouped(self.outputs, main.ret_ty))
+        self.places, self.workspace_bytes = _plan({name: _bytes(self.types[name]) for name in self.live}, self.live)
 
     def build(self, traced: bool) -> tvm.tirx.PrimFunc:
         """The PrimFunc; ``traced``: it reports each kernel call to :data:`KERNEL_CALLED` before making it."""
-        places, size = _plan({name: _bytes(self.types[name]) for name in self.live}, self.live)
         with IRBuilder() as builder, T.prim_func(is_private=True):
             T.func_name(HOST_PROGRAM)
             buffers = {
@@ -189,8 +191,9 @@ class _HostProgram:
                 for name in (*self.inputs, *self.constants.values(), *self.outputs)
             }
             # Past the stack's limit, so that it comes from the (64-byte aligned) workspace pool.
+            size = self.workspace_bytes
             workspace = T.alloc_buffer((max(size, _MAX_STACK_BYTES + 1),), "uint8") if size else None
-            _Builder(self.types, buffers, workspace, places, traced).steps(self.program)
+            _Builder(self.types, buffers, workspace, self.places, traced).steps(self.program)
         return builder.get()
 
     # -- names and buffers ------------------------------------------------------------------------
@@ -439,6 +442,3 @@ def _regrouped(flat: tuple[str, ...], ty):
 
     return regroup(ty)
 
-
-def _buffer(ty: relax.TensorType) -> str:
-    return f"T.Buffer({_shape(ty)}, {str(ty.dtype)!r})"
