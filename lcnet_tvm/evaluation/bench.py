@@ -145,9 +145,17 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
     batches = [data[i * options.batch : (i + 1) * options.batch].contiguous() for i in range(BENCH_BATCHES)]
     calibration = calibration_inputs(data)
     counter = FlopsCounter.from_model(loaded.model, shape)
+    points, failed = [], []
     with _Bench(loaded, options, compile_options, batches, counter, left_out) as bench:
-        points = [bench.measure_point(fraction, calibration) for fraction in options.flops_fractions]
+        for fraction in options.flops_fractions:
+            try:
+                points.append(bench.measure_point(fraction, calibration))
+            except LcnetError as error:  # the other points still count
+                logger.error("operating point %s failed: %s", fraction, error)
+                failed.append({"flops_fraction": fraction, "error": str(error)})
         runtimes = bench.runtimes
+    if not points:
+        raise LcnetError("; ".join(f"at {point['flops_fraction']} of dense FLOPs: {point['error']}" for point in failed))
     first = points[0]
     return {
         "model": loaded.name,
@@ -166,6 +174,8 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
         "systems": first["systems"],
         **{key: first[key] for key in RATIOS},
         "points": points,
+        #: Operating points that could not be measured, each with why; the command reports them as an error.
+        "failed_points": failed,
     }
 
 
@@ -437,6 +447,7 @@ def format_bench(report: dict) -> str:
     lines += [f"left out {name}: {reason}" for name, reason in report["left_out"].items()]
     for point in report["points"]:
         lines.extend(_format_point(point, report["dense_gflops"], report["runtimes"]))
+    lines += [f"FAILED at {point['flops_fraction']} of dense FLOPs: {point['error']}" for point in report["failed_points"]]
     return "\n".join(lines)
 
 
