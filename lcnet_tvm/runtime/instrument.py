@@ -40,6 +40,8 @@ OUTSIDE_KERNELS = "outside kernels: dispatch (host program or VM), allocation, b
 _CALL_KINDS = (("memory allocation", ("vm.builtin.alloc",)), ("other VM builtins", ("vm.",)))
 _RELAX_FUNCTION_CALLS = "Relax function calls (branch and bucket functions)"
 _HOST_PROGRAM_CALLS = "host program calls"
+#: Turns plain and timed inferences take in a profile.
+_TURNS = 5
 
 
 class _Runner:
@@ -164,17 +166,26 @@ def profile_kernels(compiled: CompiledModel, batches: Sequence[np.ndarray], roun
     """
     runner = _Runner(compiled, batches)
     runner.run(len(batches))  # warm-up
-    plain_ms = runner.run(rounds)
     recorder = runner.record(keep_arguments=runner.timed is None)
     if runner.timed is not None:
         runner.run_timed(len(batches))  # warm-up
-        inference_ms, per_kernel = runner.run_timed(rounds)
+        # Plain and timed inferences take turns, so that what timing costs is not a machine's change of pace.
+        plain_ms = inference_ms = 0.0
+        per_kernel = np.zeros((len(runner.timed_kernels), 2))
+        turns = min(_TURNS, rounds)
+        for turn in range(turns):
+            count = rounds // turns + (turn < rounds % turns)
+            timed_ms, kernels = runner.run_timed(count)
+            plain_ms += runner.run(count) * count / rounds
+            inference_ms += timed_ms * count / rounds
+            per_kernel += kernels * count / rounds
         method = "each kernel call timed in place"
         kernels = [
             {"name": name, "ms": float(ms), "calls": float(calls), "us_per_call": float(ms * 1e3 / calls)}
             for name, (calls, ms) in zip(runner.timed_kernels, per_kernel) if calls
         ]
     else:
+        plain_ms = runner.run(rounds)
         inference_ms, method = plain_ms, "each kernel timed alone on its recorded arguments"
         kernels = _kernels_alone(compiled, recorder, len(batches))
     kernels.sort(key=lambda kernel: kernel["ms"], reverse=True)
