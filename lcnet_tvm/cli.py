@@ -26,8 +26,8 @@ BUCKETS_HELP = (
     "more buckets waste less work on padding channels but compile more kernels"
 )
 HOST_PROGRAM_HELP = (
-    "CPU targets: main runs as one host program that calls the kernels directly, without the Relax VM's "
-    "per-call dispatch and allocation (faster gated inference; compiling takes longer: LLVM builds one large function)"
+    "main runs as one host program that calls the kernels directly, without the Relax VM's per-call dispatch and "
+    "allocation (default: on CPU targets; --no-host-program runs main in the Relax VM)"
 )
 RPC_HELP = "a TVM RPC device: HOST:PORT (an rpc_server) or KEY@HOST:PORT (an rpc_tracker and the device key)"
 RPC_TIMEOUT_HELP = "seconds one RPC session may take (default 60; an emulated device needs minutes)"
@@ -45,7 +45,7 @@ def compile_options(args):
         gate_form=args.gates,
         channel_buckets=args.channel_buckets,
         database=getattr(args, "db", None),
-        host_program=getattr(args, "host_program", False),
+        host_program=getattr(args, "host_program", None),
     )
 
 
@@ -79,6 +79,9 @@ def cmd_bench(args) -> None:
         write_json(args.json, report)
     if args.plot:
         plot_bench(report, args.plot)
+    if report["failed_points"]:
+        failed = ", ".join(str(point["flops_fraction"]) for point in report["failed_points"])
+        raise LcnetError(f"operating points {failed} could not be measured (see FAILED above); the others are reported")
 
 
 def format_gates(gates, gate_form: str | None = None) -> str:
@@ -260,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--latency-iterations", type=int, default=30, metavar="N")
     demo.add_argument("--gates", default=DEFAULT_GATE_FORM, help=GATES_HELP)
     demo.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
-    demo.add_argument("--host-program", action="store_true", help=HOST_PROGRAM_HELP)
+    demo.add_argument("--host-program", action=argparse.BooleanOptionalAction, help=HOST_PROGRAM_HELP)
     demo.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     demo.set_defaults(handler=cmd_demo)
 
@@ -271,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--input-size", type=int, help="input resolution for a zoo model (default: its own)")
     compile_.add_argument("--gates", default=DEFAULT_GATE_FORM, help=GATES_HELP)
     compile_.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
-    compile_.add_argument("--host-program", action="store_true", help=HOST_PROGRAM_HELP)
+    compile_.add_argument("--host-program", action=argparse.BooleanOptionalAction, help=HOST_PROGRAM_HELP)
     compile_.add_argument("--db", metavar="DIR", help="tuning database (from `lcnet-tvm tune`) to apply")
     compile_.add_argument("-o", "--output", metavar="DIR", help="artifact directory to write")
     compile_.add_argument(
@@ -328,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--systems", metavar="A,B", help=f"comma-separated subset of {','.join(SYSTEMS)} (default: all)")
     bench.add_argument("--profile", action="store_true", help="break tvm-gated's time down by kernel and category")
     bench.add_argument("--channel-buckets", type=int, default=DEFAULT_CHANNEL_BUCKETS, metavar="N", help=BUCKETS_HELP)
-    bench.add_argument("--host-program", action="store_true", help=HOST_PROGRAM_HELP)
+    bench.add_argument("--host-program", action=argparse.BooleanOptionalAction, help=HOST_PROGRAM_HELP)
     bench.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     bench.add_argument("--plot", metavar="OUT.png", help="also plot latency against executed FLOPs per system")
     bench.set_defaults(handler=cmd_bench)

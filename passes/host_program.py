@@ -24,12 +24,15 @@ from tvm.script.ir_builder.base import IRBuilder
 
 logger = logging.getLogger(__name__)
 
-#: The host program's name in the module; ``HOST_PROGRAM + TRACED`` is its traced twin, called by
-#: ``main + TRACED``, which reports each kernel call to :data:`KERNEL_CALLED` before making it.
+#: The host program's name in the module; ``HOST_PROGRAM + TIMED`` is its timed twin, called by
+#: ``main + TIMED``, which returns ``(main's result, clock)``: ``clock[2 * k]`` is how often kernel
+#: ``k`` ran in the inference, ``clock[2 * k + 1]`` the nanoseconds it took, the kernels numbered as
+#: the twin's :data:`TIMED_KERNELS` attribute lists them.
 HOST_PROGRAM = "host_program"
-TRACED = "_traced"
-#: Global function the traced host program calls with ``(kernel name, *its arguments)`` before each kernel.
-KERNEL_CALLED = "lcnet_tvm.kernel_called"
+TIMED = "_timed"
+TIMED_KERNELS = "lcnet_tvm.timed_kernels"
+#: ``clock_gettime``'s monotonic clock on Linux (x86-64 and aarch64): the clock ``time.perf_counter`` reads.
+_CLOCK_MONOTONIC = 1
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 #: TVM's CPU codegen puts allocations of at most this many bytes on the stack (runtime::kMaxStackAlloca),
@@ -54,11 +57,15 @@ class LowerToHostProgram:
     results)``, the PrimFunc ``host_program`` (intermediates are places in one
     ``workspace`` buffer, planned here by their live ranges; a function call is
     inlined, with its results written where the caller keeps them; ``if`` reads
-    the condition), ``main_traced`` / ``host_program_traced``
-    that report each kernel call to :data:`KERNEL_CALLED` (for counting and
-    profiling), and no other Relax functions. A ``main`` with anything else is
+    the condition); with ``timed``, also ``main_timed`` / ``host_program_timed``
+    that count and time each kernel's calls in the inference (see
+    :data:`TIMED`; built on demand: LLVM takes about as long again over the
+    twin); and no other Relax functions. A ``main`` with anything else is
     left as it is, with a warning (the VM runs it as before).
     """
+
+    def __init__(self, timed: bool = False):
+        self.timed = timed
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         main = mod["main"]
@@ -68,14 +75,15 @@ class LowerToHostProgram:
         except UnsupportedProgram as problem:
             logger.warning("main stays in the Relax VM: %s", problem)
             return mod
-        programs = {traced: program.build(traced) for traced in (False, True)}
+        programs = {timed: program.build(timed) for timed in ((False, True) if self.timed else (False,))}
         # The branch and bucket functions are inlined: only the kernels stay.
         kernels = {gv: func for gv, func in mod.functions.items() if not isinstance(func, relax.Function)}
         builder = relax.BlockBuilder(tvm.IRModule(kernels, attrs=mod.attrs))  # gives the programs typed GlobalVars
         callers = {}
-        for traced, function in programs.items():
-            suffix = TRACED if traced else ""
-            caller = _calling_main(main, builder.add_func(function, HOST_PROGRAM + suffix), list(program.constants))
+        for timed, function in programs.items():
+            suffix = TIMED if timed else ""
+            clock = program.clock_type if timed else None
+            caller = _calling_main(main, builder.add_func(function, HOST_PROGRAM + suffix), list(program.constants), clock)
             if suffix and main.attrs is not None and "global_symbol" in main.attrs:
                 caller = caller.with_attr("global_symbol", "main" + suffix)
             callers["main" + suffix] = caller
@@ -83,6 +91,16 @@ class LowerToHostProgram:
         for name, caller in callers.items():
             result[name] = caller
         return relax.transform.Normalize()(result)
+
+
+def has_host_program(mod: tvm.IRModule) -> bool:
+    return any(gv.name_hint == HOST_PROGRAM for gv in mod.get_global_vars())
+
+
+def timed_kernels(mod: tvm.IRModule) -> list[str]:
+    """The kernels ``mod``'s timed twin counts and times, in the order of its clock (none: no timed twin)."""
+    names = [gv.name_hint for gv in mod.get_global_vars()]
+    return list(mod[HOST_PROGRAM + TIMED].attrs[TIMED_KERNELS]) if HOST_PROGRAM + TIMED in names else []
 
 
 def _leaves(ty) -> list[relax.TensorType]:
@@ -94,9 +112,12 @@ def _leaves(ty) -> list[relax.TensorType]:
     return [ty]
 
 
-def _calling_main(main: relax.Function, program: tvm.ir.GlobalVar, constants: list[Constant]) -> relax.Function:
-    """``main`` as one call of ``program``, its results regrouped as ``main`` returns them."""
-    leaves = _leaves(main.ret_ty)
+def _calling_main(
+    main: relax.Function, program: tvm.ir.GlobalVar, constants: list[Constant], clock: relax.TensorType | None
+) -> relax.Function:
+    """``main`` as one call of ``program``, its results regrouped as ``main`` returns them; given a
+    ``clock`` (the timed twin's last output), ``(main's result, clock)``."""
+    leaves = _leaves(main.ret_ty) + ([clock] if clock is not None else [])
     single = len(leaves) == 1  # call_tir returns a tensor, not a tuple of one
     results = relax.Var("results", leaves[0] if single else relax.TupleType(leaves))
     position = iter(range(len(leaves)))
@@ -108,8 +129,10 @@ def _calling_main(main: relax.Function, program: tvm.ir.GlobalVar, constants: li
 
     params = [relax.Var(param.name, param.ty) for param in main.params]
     call = relax.op.call_tir(program, relax.Tuple([*params, *constants]), leaves[0] if single else leaves)
-    body = relax.SeqExpr([relax.BindingBlock([relax.VarBinding(results, call)])], regroup(main.ret_ty))
-    return relax.Function(params, body, main.ret_ty, is_pure=True, attrs=main.attrs)
+    ret_ty = main.ret_ty if clock is None else relax.TupleType([main.ret_ty, clock])
+    returned = regroup(ret_ty)
+    body = relax.SeqExpr([relax.BindingBlock([relax.VarBinding(results, call)])], returned)
+    return relax.Function(params, body, ret_ty, is_pure=True, attrs=main.attrs)
 
 
 def _shape(ty: relax.TensorType) -> tuple[int, ...]:
@@ -168,6 +191,7 @@ class _HostProgram:
         self.constants: dict[Constant, str] = {}
         self.live: dict[str, list[int]] = {}  # intermediate -> [first, last] step that uses it
         self.places: dict[str, int] = {}  # intermediate -> its byte offset in the workspace, once recorded
+        self.kernels: dict[str, int] = {}  # kernel -> its number in the timed twin's clock
         self.workspace_bytes = 0
 
     def record(self, main: relax.Function) -> None:
@@ -182,19 +206,29 @@ class _HostProgram:
         self._body(main.body, env, _regrouped(self.outputs, main.ret_ty))
         self.places, self.workspace_bytes = _plan({name: _bytes(self.types[name]) for name in self.live}, self.live)
 
-    def build(self, traced: bool) -> tvm.tirx.PrimFunc:
-        """The PrimFunc; ``traced``: it reports each kernel call to :data:`KERNEL_CALLED` before making it."""
+    def build(self, timed: bool) -> tvm.tirx.PrimFunc:
+        """The PrimFunc; ``timed``: its twin that also counts and times each kernel's calls (see :data:`TIMED`)."""
         with IRBuilder() as builder, T.prim_func(is_private=True):
-            T.func_name(HOST_PROGRAM)
+            T.func_name(HOST_PROGRAM + (TIMED if timed else ""))
             buffers = {
                 name: T.arg(name, T.Buffer(_shape(self.types[name]), str(self.types[name].dtype)))
                 for name in (*self.inputs, *self.constants.values(), *self.outputs)
             }
+            clock = T.arg("clock", T.Buffer(_shape(self.clock_type), "int64")) if timed else None
+            if timed:
+                T.func_attr({TIMED_KERNELS: list(self.kernels)})
             # Past the stack's limit, so that it comes from the (64-byte aligned) workspace pool.
             size = self.workspace_bytes
             workspace = T.alloc_buffer((max(size, _MAX_STACK_BYTES + 1),), "uint8") if size else None
-            _Builder(self.types, buffers, workspace, self.places, traced).steps(self.program)
+            _Builder(self.types, buffers, workspace, self.places, _Clock(clock, self.kernels) if timed else None).run(
+                self.program
+            )
         return builder.get()
+
+    @property
+    def clock_type(self) -> relax.TensorType:
+        """The timed twin's clock: a count and nanoseconds per kernel, then ``clock_gettime``'s scratch."""
+        return relax.TensorType((2 * len(self.kernels) + 2,), "int64")
 
     # -- names and buffers ------------------------------------------------------------------------
 
@@ -302,6 +336,7 @@ class _HostProgram:
         outputs = self._allocated(var.ty, var.name, destination)
         flat = [self._value(arg, env) for arg in arguments.fields]
         flat += list(outputs) if isinstance(outputs, tuple) else [outputs]
+        self.kernels.setdefault(kernel.name_hint, len(self.kernels))
         self._add(_KernelCall(kernel.name_hint, [self._use(name) for name in flat]))
         return outputs
 
@@ -316,16 +351,44 @@ class _HostProgram:
         self._add(_Copy(self._use(source), self._use(destination)))
 
 
+class _Clock:
+    """The timed twin's ``clock`` buffer: kernel ``k`` counts at ``2 * k`` and adds its nanoseconds at ``2 * k + 1``."""
+
+    def __init__(self, buffer, kernels: dict[str, int]):
+        self.buffer = buffer
+        self.kernels = kernels
+        self.scratch = 2 * len(kernels)  # a struct timespec: seconds, nanoseconds
+
+    def reset(self) -> None:
+        with T.grid(self.scratch) as index:
+            T.buffer_store(self.buffer, T.int64(0), [index])
+
+    def now(self):
+        """Nanoseconds on the monotonic clock (read into the scratch, so that nothing is allocated for it)."""
+        T.evaluate(T.call_extern("int32", "clock_gettime", _CLOCK_MONOTONIC, T.address_of(self.buffer[self.scratch])))
+        return self.buffer[self.scratch] * T.int64(1_000_000_000) + self.buffer[self.scratch + 1]
+
+    def add(self, kernel: str, nanoseconds) -> None:
+        slot = 2 * self.kernels[kernel]
+        T.buffer_store(self.buffer, self.buffer[slot] + T.int64(1), [slot])
+        T.buffer_store(self.buffer, self.buffer[slot + 1] + nanoseconds, [slot + 1])
+
+
 class _Builder:
     """Builds recorded steps into the PrimFunc under construction (TVM's IR builder)."""
 
-    def __init__(self, types: dict, buffers: dict, workspace, places: dict[str, int], traced: bool):
+    def __init__(self, types: dict, buffers: dict, workspace, places: dict[str, int], clock: _Clock | None):
         self.types = types
         self.buffers = dict(buffers)
         self.workspace = workspace
         self.places = places
-        self.traced = traced
+        self.clock = clock
         self.builders = {_Declare: self.declare, _KernelCall: self.kernel_call, _If: self.branch, _Copy: self.copy}
+
+    def run(self, program: list) -> None:
+        if self.clock is not None:
+            self.clock.reset()
+        self.steps(program)
 
     def steps(self, steps: list) -> None:
         if not steps:
@@ -340,9 +403,12 @@ class _Builder:
 
     def kernel_call(self, step: _KernelCall) -> None:
         arguments = [self.buffers[name] for name in step.arguments]
-        if self.traced:
-            T.evaluate(T.call_packed(KERNEL_CALLED, step.kernel, *arguments))
+        if self.clock is None:
+            T.evaluate(T.call_cpacked(step.kernel, *arguments))
+            return
+        started = T.Bind(self.clock.now())
         T.evaluate(T.call_cpacked(step.kernel, *arguments))
+        self.clock.add(step.kernel, T.Bind(self.clock.now() - started))
 
     def branch(self, step: _If) -> None:
         # As an int: a pass that negates the condition (an empty arm) fails on a bool stored as int8.

@@ -125,7 +125,7 @@ def guided_tasks(
     if len(inputs) < batch:
         raise LcnetError(f"guiding the tuning budget needs at least one batch of {batch} inputs, got {len(inputs)}")
     batches = [inputs[start : start + batch].numpy() for start in range(0, len(inputs) - batch + 1, batch)]
-    untuned = build(model, input_shape, options.replace(database=None))
+    untuned = build(model, input_shape, options.replace(database=None, timed=True))
     kernels = untuned.phases.kernels
     calls = _calls_by_workload(kernels, count_calls(untuned.compiled, batches))
     tasks = kernel_tasks(kernels, options.tvm_target)

@@ -3,6 +3,7 @@
 No timing assertions: the figures are checked for shape and sanity only.
 """
 
+import dataclasses
 import json
 import re
 import sys
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from lcnet_tvm.errors import LcnetError
+from lcnet_tvm.evaluation import bench as bench_module
 from lcnet_tvm.evaluation.bench import BenchOptions, check_logits, format_bench, plot_bench, run_bench
 from lcnet_tvm.evaluation.calibrate import calibrate_gates, calibration_inputs, decided_fraction
 from lcnet_tvm.evaluation.eager_skip import SkippingResNet
@@ -113,9 +115,10 @@ def test_bench_measures_every_system_at_every_operating_point(tuned, tmp_path):
         assert point["peer_realization_ratio"] == pytest.approx(best_dense_peer / gated / flops_ratio)
         assert point["tvm_dense_vs_best_dense_peer"] == pytest.approx(best_dense_peer / systems["tvm-dense"]["median_ms"])
         profile = point["profile"]
-        assert profile["vm_calls"] == pytest.approx(sum(row["calls"] for row in profile["categories"].values()))
+        calls = profile["kernel_calls"] + sum(profile["calls_outside_kernels"].values())
+        assert calls == pytest.approx(sum(row["calls"] for row in profile["categories"].values()))
         attributed = sum(row["ms"] for row in profile["categories"].values())
-        assert attributed == pytest.approx(profile["plain_ms"])
+        assert attributed == pytest.approx(profile["inference_ms"])
         kernels = [row for name, row in profile["categories"].items() if name != OUTSIDE_KERNELS]
         assert all(row["ms"] > 0 for row in kernels) and profile["categories"]["convolutions"]["calls"] >= 1
         assert profile["kernel_ms"] == pytest.approx(sum(kernel["ms"] for kernel in profile["kernels"]))
@@ -164,6 +167,26 @@ def test_eager_systems_alone_need_no_tuning_records():
     report = run_bench(LoadedModel("tiny", narrow_resnet20(), "untrained"), options)
     assert list(report["systems"]) == ["eager-dense", "eager-skip"]
     assert report["speedup_vs_best_eager"] is None and report["realization_ratio"] is None
+
+
+def test_an_operating_point_that_fails_is_reported_and_the_others_are_kept(monkeypatch):
+    checked = []
+
+    def rejecting_the_second_point(name, outputs, reference):
+        checked.append(name)
+        if len(checked) == 2:
+            raise LcnetError(f"{name} computes something else than eager PyTorch")
+        return 0.0
+
+    monkeypatch.setattr(bench_module, "check_logits", rejecting_the_second_point)
+    options = BenchOptions(iterations=2, systems=["eager-dense"], flops_fractions=[0.6, 0.3, 0.9], show_progress=False)
+    report = run_bench(LoadedModel("tiny", narrow_resnet20(), "untrained"), options)
+    assert [point["flops_fraction"] for point in report["points"]] == [0.6, 0.9]
+    assert report["failed_points"] == [{"flops_fraction": 0.3, "error": "eager-dense computes something else than eager PyTorch"}]
+    assert "FAILED at 0.3 of dense FLOPs: eager-dense computes something else" in format_bench(report)
+    checked[:] = ["a first point passed"]  # every point fails: nothing to report, so an error
+    with pytest.raises(LcnetError, match="at 0.6 of dense FLOPs: eager-dense computes something else"):
+        run_bench(LoadedModel("tiny", narrow_resnet20(), "untrained"), dataclasses.replace(options, flops_fractions=[0.6]))
 
 
 def test_a_peer_whose_package_is_missing_is_left_out_with_a_note(monkeypatch, caplog):

@@ -62,12 +62,12 @@ def test_resnet20_every_gate_skipping_or_keeping(digits, batch, bias):
 def test_executed_flops_equal_the_decisions_when_every_count_is_a_bucket(digits):
     """At batch 1 with one bucket per channel count, the compiled code runs exactly what the gates decide.
 
-    As a host program: its workspace plan holds the most intermediates here (TVM's buffer passes once
+    As a host program (the default on CPUs): its workspace plan holds the most intermediates here (TVM's buffer passes once
     under-allocated them on this model, and the kernels corrupted the heap)."""
     torch.manual_seed(0)
     config = zoo_config("lcnet_resnet20_cifar").replace(widths=(8, 12, 16))
     model = randomize(LCResNet(config), inputs_for(digits, 32, 32, seed=9), seed=4)
-    options = CompileOptions(channel_buckets=16, host_program=True)
+    options = CompileOptions(channel_buckets=16)
     compiled = compile_model(model, (3, 32, 32), options, name="narrow_resnet20")
     result = check_against_eager(compiled, model, inputs_for(digits, 32, 24, seed=7))
     np.testing.assert_allclose(result.executed_flops, result.decided_flops, rtol=1e-6)

@@ -1,5 +1,6 @@
 """The runtime wrapper: artifacts on disk, input validation, and clear errors for bad files."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from lcnet_tvm import CompileOptions, compile_model
-from lcnet_tvm.errors import ArtifactError, InputError, TargetError
+from lcnet_tvm.errors import ArtifactError, InputError, LcnetError, TargetError
 from lcnet_tvm.evaluation.verify import eager_outputs
 from lcnet_tvm.model.resnet import build_model
 from lcnet_tvm.runtime.artifact import KernelRecord
@@ -32,7 +33,7 @@ def model():
 @pytest.fixture(scope="module")
 def artifact(model, tmp_path_factory):
     directory = tmp_path_factory.mktemp("artifacts") / "resnet20"
-    compile_model(model, (3, 32, 32), CompileOptions(batch_size=2), name=NAME).save(directory)
+    compile_model(model, (3, 32, 32), CompileOptions(batch_size=2, timed=True), name=NAME).save(directory)
     return directory
 
 
@@ -62,10 +63,21 @@ def test_loaded_artifact_matches_eager_and_records_its_build(loaded, model):
     assert metadata.kernels and all(k == KernelRecord(k.name, tuned=False, trials=0) for k in metadata.kernels)
 
 
-def test_a_loaded_artifact_can_be_profiled(loaded):
+def test_a_loaded_artifact_can_be_profiled_in_place(loaded):
     batches = [np.random.default_rng(seed).standard_normal((2, 3, 32, 32), dtype=np.float32) for seed in range(2)]
     profile = profile_kernels(loaded, batches, rounds=2)
+    assert profile["method"] == "each kernel call timed in place"
     assert profile["kernels"] and all(kernel["ms"] > 0 for kernel in profile["kernels"])
+    assert all(row["ms"] >= 0 for row in profile["categories"].values())
+    assert sum(row["ms"] for row in profile["categories"].values()) == pytest.approx(profile["inference_ms"])
+    assert profile["calls_outside_kernels"] == {"host program calls": 1, **profile["calls_outside_kernels"]}
+    assert {kernel["name"] for kernel in profile["kernels"]} <= {kernel.name for kernel in loaded.metadata.kernels}
+
+
+def test_a_host_program_without_its_timed_twin_cannot_be_profiled_and_says_how_to_compile(loaded):
+    untimed = CompiledModel(loaded.executable, dataclasses.replace(loaded.metadata, timed_kernels=[]))
+    with pytest.raises(LcnetError, match=r"without its timed twin.*CompileOptions\(timed=True\)"):
+        profile_kernels(untimed, [np.zeros((2, 3, 32, 32), np.float32)], rounds=1)
 
 
 def test_numpy_torch_and_non_contiguous_inputs_agree(loaded):

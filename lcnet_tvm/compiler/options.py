@@ -25,9 +25,13 @@ class CompileOptions:
     :mod:`~lcnet_tvm.compiler.gate_forms`. ``database``: a tuning database
     directory (``lcnet-tvm tune --db``): compiling applies its records, tuning
     writes into it. ``host_program``: ``main`` runs as one host program that
-    calls the kernels directly (CPU targets; :mod:`lcnet_tvm.passes.host_program`):
-    faster inference, longer compile. Invalid values raise :class:`~lcnet_tvm.errors.LcnetError`
-    naming the value.
+    calls the kernels directly (:mod:`lcnet_tvm.passes.host_program`; ``None``:
+    where the target can, which is every CPU target). ``timed``: a host program
+    also gets its twin that counts and times each kernel's calls, which
+    :func:`~lcnet_tvm.runtime.instrument.count_calls` and
+    :func:`~lcnet_tvm.runtime.instrument.profile_kernels` need (it makes LLVM
+    take about 20% longer; the VM counts calls without it). Invalid values
+    raise :class:`~lcnet_tvm.errors.LcnetError` naming the value.
     """
 
     target: TargetSpec = DEFAULT_TARGET  # type: ignore[assignment]  (a name is resolved in __post_init__)
@@ -35,7 +39,8 @@ class CompileOptions:
     gate_form: str = DEFAULT_GATE_FORM
     channel_buckets: int = DEFAULT_CHANNEL_BUCKETS
     database: Path | None = None
-    host_program: bool = False
+    host_program: bool | None = None
+    timed: bool = False
     #: The target as TVM configures it (JSON-style dict), resolved once; recorded in artifacts.
     target_config: dict = field(init=False, repr=False, compare=False)
 
@@ -46,10 +51,12 @@ class CompileOptions:
         if self.gate_form not in GATE_FORMS:
             raise LcnetError(f"unknown gate form {self.gate_form!r}; use one of {', '.join(GATE_FORMS)}")
         _check_count("channel buckets", self.channel_buckets)
+        if self.host_program is None:
+            object.__setattr__(self, "host_program", self.target.host_program)
         if self.host_program and not self.target.host_program:
             raise LcnetError(
                 f"a host program runs on the host CPU, but target {self.target.name} runs its kernels on a device "
-                "and keeps the Relax VM: compile without --host-program"
+                "and keeps the Relax VM: compile with --no-host-program"
             )
         if self.database is not None:
             object.__setattr__(self, "database", Path(self.database))

@@ -90,8 +90,8 @@ class BenchOptions:
     channel_buckets: int = DEFAULT_CHANNEL_BUCKETS
     systems: Sequence[str] = SYSTEMS
     profile: bool = False
-    #: The TVM systems run ``main`` as a host program (CompileOptions.host_program).
-    host_program: bool = False
+    #: The TVM systems run ``main`` as a host program (CompileOptions.host_program; None: where the target can).
+    host_program: bool | None = None
     show_progress: bool = True
 
     def validate(self) -> None:
@@ -145,9 +145,17 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
     batches = [data[i * options.batch : (i + 1) * options.batch].contiguous() for i in range(BENCH_BATCHES)]
     calibration = calibration_inputs(data)
     counter = FlopsCounter.from_model(loaded.model, shape)
+    points, failed = [], []
     with _Bench(loaded, options, compile_options, batches, counter, left_out) as bench:
-        points = [bench.measure_point(fraction, calibration) for fraction in options.flops_fractions]
+        for fraction in options.flops_fractions:
+            try:
+                points.append(bench.measure_point(fraction, calibration))
+            except LcnetError as error:  # the other points still count
+                logger.error("operating point %s failed: %s", fraction, error)
+                failed.append({"flops_fraction": fraction, "error": str(error)})
         runtimes = bench.runtimes
+    if not points:
+        raise LcnetError("; ".join(f"at {point['flops_fraction']} of dense FLOPs: {point['error']}" for point in failed))
     first = points[0]
     return {
         "model": loaded.name,
@@ -166,6 +174,8 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
         "systems": first["systems"],
         **{key: first[key] for key in RATIOS},
         "points": points,
+        #: Operating points that could not be measured, each with why; the command reports them as an error.
+        "failed_points": failed,
     }
 
 
@@ -256,7 +266,9 @@ class _Bench(contextlib.AbstractContextManager):
 
     def compile(self, model: torch.nn.Module, system: str) -> CompiledModel:
         self.step(f"compiling {system}")
-        options = self.compile_options.replace(gate_form=TVM_FORMS[system])
+        # --profile times tvm-gated's kernels in place, through the host program's timed twin.
+        timed = self.options.profile and system == "tvm-gated"
+        options = self.compile_options.replace(gate_form=TVM_FORMS[system], timed=timed)
         return compile_model(model, self.loaded.config.input_shape, options, name=self.loaded.name)
 
     def onnx(self, model: torch.nn.Module, form: str, directory: Path) -> Path:
@@ -435,6 +447,7 @@ def format_bench(report: dict) -> str:
     lines += [f"left out {name}: {reason}" for name, reason in report["left_out"].items()]
     for point in report["points"]:
         lines.extend(_format_point(point, report["dense_gflops"], report["runtimes"]))
+    lines += [f"FAILED at {point['flops_fraction']} of dense FLOPs: {point['error']}" for point in report["failed_points"]]
     return "\n".join(lines)
 
 
@@ -499,8 +512,8 @@ def _format_point(point: dict, dense_gflops: float, runtimes: dict[str, dict]) -
 def _format_profile(profile: dict) -> list[str]:
     calls = ", ".join(f"{count:.0f} {kind}" for kind, count in profile["calls_outside_kernels"].items())
     lines = [
-        f"  tvm-gated profile: {profile['plain_ms']:.3f} ms per inference through the VM alone ({profile['rounds']} "
-        f"inferences), {profile['vm_calls']:.0f} VM calls; each kernel timed alone on its recorded arguments; "
+        f"  tvm-gated profile: {profile['inference_ms']:.3f} ms per inference ({profile['plain_ms']:.3f} ms "
+        f"uninstrumented; {profile['rounds']} inferences), {profile['vm_calls']:.0f} VM calls; {profile['method']}; "
         f"outside kernels {profile['outside_kernels_ms']:.3f} ms ({profile['outside_kernels_fraction']:.0%}; {calls})",
     ]
     lines += [

@@ -112,6 +112,11 @@ class ArtifactMetadata:
     input_dtype: str = "float32"
     tvm_version: str = tvm.__version__
     lcnet_tvm_version: str = __version__
+    #: ``main`` runs as a host program (see :mod:`lcnet_tvm.passes.host_program`).
+    host_program: bool = False
+    #: The kernels ``main_timed`` counts and times, in the order of its clock; empty: no host program
+    #: (see :mod:`lcnet_tvm.passes.host_program`).
+    timed_kernels: list[str] = field(default_factory=list)
     #: Set when the artifact is saved.
     library_sha256: str | None = None
     format: str = field(default=ARTIFACT_FORMAT)

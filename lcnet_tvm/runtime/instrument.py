@@ -1,9 +1,9 @@
 """What a compiled model calls, and where its time goes.
 
-A model compiled for a CPU runs ``main`` as one host program that calls the
-kernels itself (:mod:`lcnet_tvm.passes.host_program`); its twin
-``main_traced`` reports each kernel call before making it. A model the Relax
-VM runs call by call (GPU targets) is watched through the VM's call
+A model compiled as a host program (:mod:`lcnet_tvm.passes.host_program`)
+has a twin ``main_timed`` that counts and times each kernel's calls inside
+the inference, on the clock ``time.perf_counter`` reads. A model the Relax
+VM runs call by call is watched through the VM's call
 instrument, which sees kernels (compiled TensorIR), builtins (allocation,
 shape checks, tuples, branch conditions) and Relax functions (branch
 functions ``gate{i}_branch`` / ``_channels{b}`` / ``_skipped``).
@@ -20,10 +20,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import tvm
-import tvm_ffi
 from tvm import relax
 
-from lcnet_tvm.passes.host_program import HOST_PROGRAM, KERNEL_CALLED, TRACED
+from lcnet_tvm.errors import LcnetError
+from lcnet_tvm.passes.host_program import HOST_PROGRAM, TIMED
 from lcnet_tvm.runtime.compiled_model import CompiledModel
 
 #: Name fragments of a kernel -> the category its time is filed under (first match wins).
@@ -40,6 +40,8 @@ OUTSIDE_KERNELS = "outside kernels: dispatch (host program or VM), allocation, b
 _CALL_KINDS = (("memory allocation", ("vm.builtin.alloc",)), ("other VM builtins", ("vm.",)))
 _RELAX_FUNCTION_CALLS = "Relax function calls (branch and bucket functions)"
 _HOST_PROGRAM_CALLS = "host program calls"
+#: Turns plain and timed inferences take in a profile.
+_TURNS = 5
 
 
 class _Runner:
@@ -47,9 +49,17 @@ class _Runner:
 
     def __init__(self, compiled: CompiledModel, batches: Sequence[np.ndarray]):
         compiled.target.check_runnable(compiled.metadata.target)
+        if compiled.metadata.host_program and not compiled.metadata.timed_kernels:
+            raise LcnetError(
+                f"{compiled.metadata.model} runs main as a host program built without its timed twin, so its "
+                "kernel calls cannot be counted or timed: compile it with CompileOptions(timed=True)"
+            )
         device = compiled.target.device()
         self.vm = relax.VirtualMachine(compiled.executable, device)
         self.main = self.vm["main"]
+        #: The kernels ``main_timed`` counts and times, in the order of its clock (none: no host program).
+        self.timed_kernels = compiled.metadata.timed_kernels
+        self.timed = self.vm["main" + TIMED] if self.timed_kernels else None
         self.inputs = [tvm.runtime.tensor(batch, device) for batch in batches]
 
     def run(self, rounds: int) -> float:
@@ -59,32 +69,42 @@ class _Runner:
             self.main(self.inputs[index % len(self.inputs)])
         return (time.perf_counter() - started) * 1e3 / rounds
 
+    def run_timed(self, rounds: int) -> tuple[float, np.ndarray]:
+        """Through ``main_timed``: milliseconds per inference, and per kernel (rows in ``timed_kernels``'
+        order) its calls and milliseconds per inference, all on one clock."""
+        total_ns, clock = 0, np.zeros(2 * len(self.timed_kernels), np.int64)
+        for index in range(rounds):
+            started = time.perf_counter_ns()
+            _, kernels = self.timed(self.inputs[index % len(self.inputs)])
+            total_ns += time.perf_counter_ns() - started
+            clock += kernels.numpy()[: len(clock)]
+        per_kernel = clock.reshape(-1, 2) / rounds
+        per_kernel[:, 1] /= 1e6
+        return total_ns / 1e6 / rounds, per_kernel
+
     def record(self, keep_arguments: bool) -> _Recorder:
-        """One inference per batch, every call recorded: through ``main_traced`` where the model has one."""
+        """One inference per batch, every VM call recorded."""
         recorder = _Recorder(keep_arguments)
         self.vm.set_instrument(recorder)
-        try:
-            traced = self.vm["main" + TRACED]
-        except (AttributeError, RuntimeError):
-            self.run(len(self.inputs))
-            return recorder
-        tvm_ffi.register_global_func(KERNEL_CALLED, recorder.kernel_called, override=True)
-        for batch in self.inputs:
-            traced(batch)
+        self.run(len(self.inputs))
+        self.vm.set_instrument(None)
         return recorder
 
 
 def count_calls(compiled: CompiledModel, batches: Sequence[np.ndarray]) -> dict[str, float]:
-    """Mean calls per inference of each kernel and VM symbol, over one inference per batch."""
-    recorder = _Runner(compiled, batches).record(keep_arguments=False)
+    """Mean calls per inference of each kernel (and, through the VM, of each VM symbol), one inference per batch."""
+    runner = _Runner(compiled, batches)
+    if runner.timed is not None:
+        _, per_kernel = runner.run_timed(len(batches))
+        return dict(zip(runner.timed_kernels, per_kernel[:, 0].tolist()))
+    recorder = runner.record(keep_arguments=False)
     return {symbol: count / len(batches) for symbol, count in recorder.calls.items()}
 
 
 class _Recorder:
     """Records how often each symbol is called, which are kernels, and each kernel's first arguments.
 
-    Called by the VM before and after each of its calls (``__call__``), and by
-    a traced host program before each kernel call (``kernel_called``).
+    Called by the VM before and after each of its calls.
     """
 
     def __init__(self, keep_arguments: bool):
@@ -97,18 +117,11 @@ class _Recorder:
         if before_run:
             if symbol not in self.kinds:
                 self.kinds[symbol] = _kind(symbol, func)
-            self._called(symbol, self.kinds[symbol], args)
+            self.calls[symbol] += 1
+            if self.keep_arguments and self.kinds[symbol] == "kernel" and symbol not in self.arguments:
+                # Copies: memory is reused, so the originals change after the call.
+                self.arguments[symbol] = [_copy(arg) for arg in args]
         return 0  # VMInstrumentReturnKind.NO_OP: run the call as usual
-
-    def kernel_called(self, symbol: str, *args) -> None:
-        self.kinds[symbol] = "kernel"
-        self._called(symbol, "kernel", args)
-
-    def _called(self, symbol: str, kind: str, args) -> None:
-        self.calls[symbol] += 1
-        if self.keep_arguments and kind == "kernel" and symbol not in self.arguments:
-            # Copies: memory is reused, so the originals change after the call.
-            self.arguments[symbol] = [_copy(arg) for arg in args]
 
 
 def _kind(symbol: str, func) -> str:
@@ -137,55 +150,83 @@ def _kernel_library(executable: tvm.runtime.Module, symbol: str) -> tvm.runtime.
 
 
 def profile_kernels(compiled: CompiledModel, batches: Sequence[np.ndarray], rounds: int) -> dict:
-    """Where ``compiled`` spends an inference's time: each kernel timed alone, the rest outside kernels.
+    """Where ``compiled`` spends an inference's time, by kernel category and outside kernels.
 
-    ``plain_ms`` is an inference without any instrument (the mean over
-    ``rounds`` inferences cycling through ``batches``). One recorded inference
-    per batch (through ``main_traced`` where the model has one) counts the
-    calls and records each kernel's arguments; each kernel is then timed alone on them, in C++
-    (``time_evaluator``: no Python in the loop), and counts its mean calls per
-    inference times that. What the kernels do not account for is time outside
-    kernels: the host program or the VM's interpreter loop, builtins,
-    allocation, branches, Relax function calls and the call from Python. So every category is measured, not
-    estimated, kernel categories cannot be negative, and all categories add up
-    to the plain time; a kernel alone runs with warm caches and a warm thread
-    pool, so anything it costs more inside an inference counts as outside.
+    A host program is timed in place: ``rounds`` inferences through its twin
+    ``main_timed``, each kernel call between two reads of the clock that also
+    times the whole inference from Python. The kernels' intervals lie inside
+    the inference's, so outside kernels (the host program's own work, the VM's
+    call and its output tuple, the call from Python) can never come out
+    negative, and the categories add up to that inference's time; ``plain_ms``
+    (the same inferences without clock reads) says what timing cost. Through
+    the VM, each kernel is timed alone on its recorded arguments
+    (``time_evaluator``, in C++) instead, which leaves cold caches and thread
+    wake-ups outside kernels and can come out below zero on a noisy machine.
+    VM calls are counted through the VM's instrument, one inference per batch.
     """
     runner = _Runner(compiled, batches)
     runner.run(len(batches))  # warm-up
-    plain_ms = runner.run(rounds)
-    recorder = runner.record(keep_arguments=True)
-    device = compiled.target.device()
-    kernels = []
-    for symbol, arguments in recorder.arguments.items():
-        timer = _kernel_library(compiled.executable, symbol).time_evaluator(symbol, device, number=20, repeat=5)
-        seconds = float(np.median(timer(*arguments).results))
-        calls = recorder.calls[symbol] / len(batches)
-        kernels.append({"name": symbol, "ms": seconds * 1e3 * calls, "calls": calls, "us_per_call": seconds * 1e6})
+    recorder = runner.record(keep_arguments=runner.timed is None)
+    if runner.timed is not None:
+        runner.run_timed(len(batches))  # warm-up
+        # Plain and timed inferences take turns, so that what timing costs is not a machine's change of pace.
+        plain_ms = inference_ms = 0.0
+        per_kernel = np.zeros((len(runner.timed_kernels), 2))
+        turns = min(_TURNS, rounds)
+        for turn in range(turns):
+            count = rounds // turns + (turn < rounds % turns)
+            timed_ms, kernels = runner.run_timed(count)
+            plain_ms += runner.run(count) * count / rounds
+            inference_ms += timed_ms * count / rounds
+            per_kernel += kernels * count / rounds
+        method = "each kernel call timed in place"
+        kernels = [
+            {"name": name, "ms": float(ms), "calls": float(calls), "us_per_call": float(ms * 1e3 / calls)}
+            for name, (calls, ms) in zip(runner.timed_kernels, per_kernel) if calls
+        ]
+    else:
+        plain_ms = runner.run(rounds)
+        inference_ms, method = plain_ms, "each kernel timed alone on its recorded arguments"
+        kernels = _kernels_alone(compiled, recorder, len(batches))
     kernels.sort(key=lambda kernel: kernel["ms"], reverse=True)
     categories: dict[str, dict] = defaultdict(lambda: {"ms": 0.0, "calls": 0.0})
     for kernel in kernels:
         category = categories[_category(kernel["name"])]
         category["ms"] += kernel["ms"]
         category["calls"] += kernel["calls"]
-    kernel_ms = sum(kernel["ms"] for kernel in kernels)
+    kernel_ms = float(sum(kernel["ms"] for kernel in kernels))
     other_calls: dict[str, float] = defaultdict(float)
     for symbol, kind in recorder.kinds.items():
         if kind != "kernel":
             other_calls[kind] += recorder.calls[symbol] / len(batches)
     categories = dict(sorted(categories.items(), key=lambda item: item[1]["ms"], reverse=True))
-    categories[OUTSIDE_KERNELS] = {"ms": plain_ms - kernel_ms, "calls": sum(other_calls.values())}
+    categories[OUTSIDE_KERNELS] = {"ms": inference_ms - kernel_ms, "calls": sum(other_calls.values())}
     return {
+        "method": method,
         "rounds": rounds,
+        "inference_ms": inference_ms,
         "plain_ms": plain_ms,
         "kernel_ms": kernel_ms,
-        "outside_kernels_ms": plain_ms - kernel_ms,
-        "outside_kernels_fraction": (plain_ms - kernel_ms) / plain_ms,
+        "kernel_calls": float(sum(kernel["calls"] for kernel in kernels)),
+        "outside_kernels_ms": inference_ms - kernel_ms,
+        "outside_kernels_fraction": (inference_ms - kernel_ms) / inference_ms,
         "vm_calls": sum(recorder.calls.values()) / len(batches),
         "calls_outside_kernels": dict(other_calls),
         "categories": categories,
         "kernels": kernels,
     }
+
+
+def _kernels_alone(compiled: CompiledModel, recorder: _Recorder, inferences: int) -> list[dict]:
+    """Each kernel the VM called, timed alone on its recorded arguments, times its calls per inference."""
+    device = compiled.target.device()
+    kernels = []
+    for symbol, arguments in recorder.arguments.items():
+        timer = _kernel_library(compiled.executable, symbol).time_evaluator(symbol, device, number=20, repeat=5)
+        seconds = float(np.median(timer(*arguments).results))
+        calls = recorder.calls[symbol] / inferences
+        kernels.append({"name": symbol, "ms": seconds * 1e3 * calls, "calls": calls, "us_per_call": seconds * 1e6})
+    return kernels
 
 
 def _category(symbol: str) -> str:

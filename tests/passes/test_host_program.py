@@ -1,14 +1,14 @@
 """LowerToHostProgram: structure (Before/Expected), what it leaves alone, numbers, and its workspace plan."""
 
 import logging
+import time
 
 import numpy as np
 import pytest
 import tvm
-import tvm_ffi
 from hypothesis import given
 from hypothesis import strategies as st
-from lcnet_tvm.passes.host_program import KERNEL_CALLED, LowerToHostProgram, _plan
+from lcnet_tvm.passes.host_program import LowerToHostProgram, _plan
 from tvm import relax
 from tvm.script import ir as I
 from tvm.script import relax as R
@@ -92,25 +92,59 @@ class Expected:
                 result1[i0] = result0[i0]
 
     @T.prim_func(private=True)
-    def host_program_traced(x: T.Buffer((256,), "float32"), result0: T.Buffer((256,), "float32"), result1: T.Buffer((256,), "float32")):
+    def host_program_timed(
+        x: T.Buffer((256,), "float32"),
+        result0: T.Buffer((256,), "float32"),
+        result1: T.Buffer((256,), "float32"),
+        clock: T.Buffer((6,), "int64"),
+    ):
+        # kernel k counts at clock[2k] and adds its nanoseconds at clock[2k + 1]; clock[4:6] is a timespec
+        T.func_attr({"lcnet_tvm.timed_kernels": ["double", "positive"]})
         workspace = T.alloc_buffer((2048,), "uint8")
-        T.call_packed("lcnet_tvm.kernel_called", "double", x, result0)
+        for i in range(4):
+            clock[i] = T.int64(0)
+        T.call_extern("int32", "clock_gettime", 1, T.address_of(clock[4]))
+        started: T.let[T.int64] = clock[4] * T.int64(1000000000) + clock[5]
         T.call_cpacked("double", x, result0)
+        T.call_extern("int32", "clock_gettime", 1, T.address_of(clock[4]))
+        took: T.let[T.int64] = clock[4] * T.int64(1000000000) + clock[5] - started
+        clock[0] = clock[0] + T.int64(1)
+        clock[1] = clock[1] + took
         keep_address: T.let = T.handle_add_byte_offset(workspace.data, 0)
         keep = T.decl_buffer((), "bool", data=keep_address)
-        T.call_packed("lcnet_tvm.kernel_called", "positive", result0, keep)
+        T.call_extern("int32", "clock_gettime", 1, T.address_of(clock[4]))
+        started_1: T.let[T.int64] = clock[4] * T.int64(1000000000) + clock[5]
         T.call_cpacked("positive", result0, keep)
+        T.call_extern("int32", "clock_gettime", 1, T.address_of(clock[4]))
+        took_1: T.let[T.int64] = clock[4] * T.int64(1000000000) + clock[5] - started_1
+        clock[2] = clock[2] + T.int64(1)
+        clock[3] = clock[3] + took_1
         if T.Cast("int32", keep[()]) != 0:
             twice_address: T.let = T.handle_add_byte_offset(workspace.data, 0)
             twice = T.decl_buffer((256,), "float32", data=twice_address)
-            T.call_packed("lcnet_tvm.kernel_called", "double", result0, twice)
+            T.call_extern("int32", "clock_gettime", 1, T.address_of(clock[4]))
+            started_2: T.let[T.int64] = clock[4] * T.int64(1000000000) + clock[5]
             T.call_cpacked("double", result0, twice)
+            T.call_extern("int32", "clock_gettime", 1, T.address_of(clock[4]))
+            took_2: T.let[T.int64] = clock[4] * T.int64(1000000000) + clock[5] - started_2
+            clock[0] = clock[0] + T.int64(1)
+            clock[1] = clock[1] + took_2
             four_times_address: T.let = T.handle_add_byte_offset(workspace.data, 1024)
             four_times = T.decl_buffer((256,), "float32", data=four_times_address)
-            T.call_packed("lcnet_tvm.kernel_called", "double", twice, four_times)
+            T.call_extern("int32", "clock_gettime", 1, T.address_of(clock[4]))
+            started_3: T.let[T.int64] = clock[4] * T.int64(1000000000) + clock[5]
             T.call_cpacked("double", twice, four_times)
-            T.call_packed("lcnet_tvm.kernel_called", "double", four_times, result1)
+            T.call_extern("int32", "clock_gettime", 1, T.address_of(clock[4]))
+            took_3: T.let[T.int64] = clock[4] * T.int64(1000000000) + clock[5] - started_3
+            clock[0] = clock[0] + T.int64(1)
+            clock[1] = clock[1] + took_3
+            T.call_extern("int32", "clock_gettime", 1, T.address_of(clock[4]))
+            started_4: T.let[T.int64] = clock[4] * T.int64(1000000000) + clock[5]
             T.call_cpacked("double", four_times, result1)
+            T.call_extern("int32", "clock_gettime", 1, T.address_of(clock[4]))
+            took_4: T.let[T.int64] = clock[4] * T.int64(1000000000) + clock[5] - started_4
+            clock[0] = clock[0] + T.int64(1)
+            clock[1] = clock[1] + took_4
         else:
             for i0 in T.grid(256):
                 result1[i0] = result0[i0]
@@ -124,16 +158,20 @@ class Expected:
         return (results[0], results[1])
 
     @R.function
-    def main_traced(x: R.Tensor((256,), "float32")) -> R.Tuple(R.Tensor((256,), "float32"), R.Tensor((256,), "float32")):
+    def main_timed(x: R.Tensor((256,), "float32")) -> R.Tuple(
+        R.Tuple(R.Tensor((256,), "float32"), R.Tensor((256,), "float32")), R.Tensor((6,), "int64")
+    ):
         cls = Expected
         results = R.call_tir(
-            cls.host_program_traced, (x,), out_ty=[R.Tensor((256,), "float32"), R.Tensor((256,), "float32")]
+            cls.host_program_timed,
+            (x,),
+            out_ty=[R.Tensor((256,), "float32"), R.Tensor((256,), "float32"), R.Tensor((6,), "int64")],
         )
-        return (results[0], results[1])
+        return ((results[0], results[1]), results[2])
 
 
 def test_main_becomes_one_call_of_a_host_program_that_calls_the_kernels():
-    tvm.ir.assert_structural_equal(LowerToHostProgram()(Before), Expected)
+    tvm.ir.assert_structural_equal(LowerToHostProgram(timed=True)(Before), Expected)
 
 
 @I.ir_module
@@ -150,18 +188,25 @@ def test_a_main_the_host_program_cannot_express_is_left_to_the_vm_with_a_warning
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0], ids=["branch-taken", "branch-skipped"])
-def test_the_host_program_computes_what_the_vm_did_and_its_twin_reports_each_kernel_call(sign):
+def test_the_host_program_computes_what_the_vm_did_and_its_twin_counts_and_times_each_kernel(sign):
     x = np.linspace(0.5, 1.5, 256, dtype="float32") * sign
     doubled = 2 * x
     expected = (doubled, 8 * doubled if sign > 0 else doubled)
-    called = []
-    tvm_ffi.register_global_func(KERNEL_CALLED, lambda name, *_args: called.append(name), override=True)
-    for mod in (Before, LowerToHostProgram()(Before)):
+    lowered = LowerToHostProgram(timed=True)(Before)
+    for mod in (Before, lowered):
         vm = relax.VirtualMachine(relax.build(mod, "llvm"), tvm.cpu())
-        for name in ("main", "main_traced") if "main_traced" in [gv.name_hint for gv in mod.get_global_vars()] else ("main",):
-            for output, want in zip(vm[name](tvm.runtime.tensor(x)), expected):
-                np.testing.assert_array_equal(output.numpy(), want)
-    assert called == (["double", "positive", "double", "double", "double"] if sign > 0 else ["double", "positive"])
+        for output, want in zip(vm["main"](tvm.runtime.tensor(x)), expected):
+            np.testing.assert_array_equal(output.numpy(), want)
+    started = time.perf_counter_ns()
+    outputs, clock = vm["main_timed"](tvm.runtime.tensor(x))
+    took = time.perf_counter_ns() - started
+    for output, want in zip(outputs, expected):
+        np.testing.assert_array_equal(output.numpy(), want)
+    counts, nanoseconds = clock.numpy()[:4:2], clock.numpy()[1:4:2]
+    kernels = list(lowered["host_program_timed"].attrs["lcnet_tvm.timed_kernels"])
+    assert dict(zip(kernels, counts.tolist())) == ({"double": 4, "positive": 1} if sign > 0 else {"double": 1, "positive": 1})
+    # Each kernel's time was spent within the call: positive, and together no more than the call took.
+    assert (nanoseconds > 0).all() and nanoseconds.sum() <= took
 
 
 @given(
