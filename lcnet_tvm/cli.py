@@ -80,8 +80,11 @@ def cmd_bench(args) -> None:
     if args.plot:
         plot_bench(report, args.plot)
     if report["failed_points"]:
-        failed = ", ".join(str(point["flops_fraction"]) for point in report["failed_points"])
-        raise LcnetError(f"operating points {failed} could not be measured (see FAILED above); the others are reported")
+        failed = [str(point["flops_fraction"]) for point in report["failed_points"]]
+        raise LcnetError(
+            f"operating point{'s' if len(failed) > 1 else ''} {', '.join(failed)} could not be measured "
+            "(see FAILED above); the others are reported"
+        )
 
 
 def format_gates(gates, gate_form: str | None = None) -> str:

@@ -59,8 +59,8 @@ class LowerToHostProgram:
     inlined, with its results written where the caller keeps them; ``if`` reads
     the condition); with ``timed``, also ``main_timed`` / ``host_program_timed``
     that count and time each kernel's calls in the inference (see
-    :data:`TIMED`; built on demand: LLVM takes about as long again over the
-    twin); and no other Relax functions. A ``main`` with anything else is
+    :data:`TIMED`; built on demand: LLVM takes about a quarter longer with
+    the twin); and no other Relax functions. A ``main`` with anything else is
     left as it is, with a warning (the VM runs it as before).
     """
 

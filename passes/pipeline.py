@@ -134,7 +134,7 @@ def compile_pipeline(
         ],
         "finalize": [
             # One VM call per inference: main becomes a host program that calls the kernels.
-            LowerToHostProgram(options.timed) if options.host_program else tvm.transform.Sequential([]),
+            LowerToHostProgram(options.timed) if options.runs_host_program else tvm.transform.Sequential([]),
             *backend.dataflow_lower_passes(target),
             # Kernels with several outputs leave tuples of them that nothing reads.
             relax.transform.CanonicalizeBindings(),

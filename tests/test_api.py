@@ -49,6 +49,12 @@ def test_options_resolve_the_target_once():
     assert masked.gate_form == "mask" and masked.target is options.target and masked.batch_size == 2
 
 
+def test_main_runs_as_a_host_program_where_the_target_can_unless_asked_otherwise():
+    assert CompileOptions("x86-avx2").runs_host_program and not CompileOptions("cuda").runs_host_program
+    assert not CompileOptions("x86-avx2", host_program=False).runs_host_program
+    assert not CompileOptions("x86-avx2").replace(target="cuda").runs_host_program  # the default follows the target
+
+
 def test_a_user_model_compiles_saves_loads_and_runs_through_the_public_api(tmp_path):
     torch.manual_seed(0)
     model = randomize(VGGWithChannelGates(), torch.randn(64, 3, 8, 8, generator=torch.Generator().manual_seed(1)))

@@ -143,6 +143,7 @@ def test_bench_measures_every_system_at_every_operating_point(tuned, tmp_path):
         (BenchOptions(batch=0), "batch must be at least 1, got 0"),
         (BenchOptions(systems=["tvm-fast"]), "unknown systems \\['tvm-fast'\\]; choose from eager-dense"),
         (BenchOptions(systems=["eager-mask"], profile=True), "--profile breaks down tvm-gated"),
+        (BenchOptions(flops_fractions=[0.5, 1.5]), r"FLOPs fraction must be in \(0, 1\], got 1.5"),
     ],
 )
 def test_bad_bench_options_are_refused(options, message):

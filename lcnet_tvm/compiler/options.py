@@ -30,7 +30,7 @@ class CompileOptions:
     also gets its twin that counts and times each kernel's calls, which
     :func:`~lcnet_tvm.runtime.instrument.count_calls` and
     :func:`~lcnet_tvm.runtime.instrument.profile_kernels` need (it makes LLVM
-    take about 20% longer; the VM counts calls without it). Invalid values
+    take about a quarter longer; the VM counts calls without it). Invalid values
     raise :class:`~lcnet_tvm.errors.LcnetError` naming the value.
     """
 
@@ -51,16 +51,20 @@ class CompileOptions:
         if self.gate_form not in GATE_FORMS:
             raise LcnetError(f"unknown gate form {self.gate_form!r}; use one of {', '.join(GATE_FORMS)}")
         _check_count("channel buckets", self.channel_buckets)
-        if self.host_program is None:
-            object.__setattr__(self, "host_program", self.target.host_program)
         if self.host_program and not self.target.host_program:
             raise LcnetError(
                 f"a host program runs on the host CPU, but target {self.target.name} runs its kernels on a device "
-                "and keeps the Relax VM: compile with --no-host-program"
+                "and keeps the Relax VM: leave out --host-program (host_program=True)"
             )
         if self.database is not None:
             object.__setattr__(self, "database", Path(self.database))
         object.__setattr__(self, "target_config", self.target.config())
+
+    @property
+    def runs_host_program(self) -> bool:
+        """``host_program`` as asked, or where not asked, whether the target can (kept unresolved, so that
+        :meth:`replace` with another target decides again)."""
+        return self.target.host_program if self.host_program is None else self.host_program
 
     @property
     def tvm_target(self) -> tvm.target.Target:

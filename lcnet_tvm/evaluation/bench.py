@@ -45,7 +45,7 @@ from lcnet_tvm.compiler.driver import compile_model
 from lcnet_tvm.compiler.gate_forms import DEFAULT_CHANNEL_BUCKETS
 from lcnet_tvm.compiler.options import CompileOptions
 from lcnet_tvm.errors import LcnetError
-from lcnet_tvm.evaluation.calibrate import CALIBRATION_INPUTS, calibrate_gates, calibration_inputs
+from lcnet_tvm.evaluation.calibrate import CALIBRATION_INPUTS, calibrate_gates, calibration_inputs, check_flops_fraction
 from lcnet_tvm.evaluation.eager_skip import SkippingResNet
 from lcnet_tvm.evaluation.isolation import IsolatedSystem, Runner
 from lcnet_tvm.evaluation.peers import PeerRunner, export_onnx, unavailable
@@ -104,6 +104,9 @@ class BenchOptions:
             raise LcnetError(f"unknown systems {unknown or '(none given)'}; choose from {', '.join(SYSTEMS)}")
         if self.profile and "tvm-gated" not in self.systems:
             raise LcnetError("--profile breaks down tvm-gated: include it in the systems")
+        for fraction in self.flops_fractions:  # before any point is measured, not after the first ones
+            if fraction is not None:
+                check_flops_fraction(fraction)
         self.compile_options(self.target_name or DEFAULT_TARGET, None)  # raises on a bad target or bucket count
 
     def compile_options(self, target: str, database: str | None) -> CompileOptions:
@@ -151,11 +154,11 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
             try:
                 points.append(bench.measure_point(fraction, calibration))
             except LcnetError as error:  # the other points still count
-                logger.error("operating point %s failed: %s", fraction, error)
+                logger.error("operating point %s failed: %s", _point_name(fraction), error)
                 failed.append({"flops_fraction": fraction, "error": str(error)})
         runtimes = bench.runtimes
     if not points:
-        raise LcnetError("; ".join(f"at {point['flops_fraction']} of dense FLOPs: {point['error']}" for point in failed))
+        raise LcnetError("; ".join(f"at {_point_name(point['flops_fraction'])}: {point['error']}" for point in failed))
     first = points[0]
     return {
         "model": loaded.name,
@@ -447,8 +450,12 @@ def format_bench(report: dict) -> str:
     lines += [f"left out {name}: {reason}" for name, reason in report["left_out"].items()]
     for point in report["points"]:
         lines.extend(_format_point(point, report["dense_gflops"], report["runtimes"]))
-    lines += [f"FAILED at {point['flops_fraction']} of dense FLOPs: {point['error']}" for point in report["failed_points"]]
+    lines += [f"FAILED at {_point_name(point['flops_fraction'])}: {point['error']}" for point in report["failed_points"]]
     return "\n".join(lines)
+
+
+def _point_name(fraction: float | None) -> str:
+    return "the model's own gates" if fraction is None else f"{fraction} of dense FLOPs"
 
 
 def _system_note(name: str, row: dict, runtimes: dict[str, dict]) -> str:

@@ -45,11 +45,15 @@ def decided_fraction(model: nn.Module, inputs: torch.Tensor, counter: FlopsCount
     return float(decided.mean()) / counter.dense_flops
 
 
+def check_flops_fraction(flops_fraction: float) -> None:
+    if not 0.0 < flops_fraction <= 1.0:
+        raise LcnetError(f"FLOPs fraction must be in (0, 1], got {flops_fraction}")
+
+
 @torch.no_grad()
 def calibrate_gates(model: nn.Module, inputs: torch.Tensor, flops_fraction: float, counter: FlopsCounter) -> float:
     """Shift every gate bias so the decisions call for about ``flops_fraction`` of dense FLOPs; return the shift."""
-    if not 0.0 < flops_fraction <= 1.0:
-        raise LcnetError(f"FLOPs fraction must be in (0, 1], got {flops_fraction}")
+    check_flops_fraction(flops_fraction)
     gates = [gate for _, gate in find_gates(model)]
     if not gates:
         raise LcnetError("the model has no gates to calibrate")

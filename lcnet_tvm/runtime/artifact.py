@@ -164,7 +164,8 @@ class ArtifactMetadata:
         tuning = self.tuning
         lines = [
             f"{self.model} ({self.source or 'in memory'}) for {self.target_name} {self.target}, input "
-            f"{tuple(self.input_shape)} {self.input_dtype}, gate form {self.gate_form}",
+            f"{tuple(self.input_shape)} {self.input_dtype}, gate form {self.gate_form}, main "
+            f"{'as a host program' if self.host_program else 'in the Relax VM'}",
             f"{tuning.kernels} kernels, {tuning.tuned} tuned ({tuning.trials} trials) from "
             f"{self.tuning_database or 'no tuning database'}; TVM {self.tvm_version}",
             f"{'gate':<28} {'kind':<8} {'channels':>8} {'dense MFLOPs':>12}  compiled as",

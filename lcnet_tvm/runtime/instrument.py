@@ -49,10 +49,12 @@ class _Runner:
 
     def __init__(self, compiled: CompiledModel, batches: Sequence[np.ndarray]):
         compiled.target.check_runnable(compiled.metadata.target)
-        if compiled.metadata.host_program and not compiled.metadata.timed_kernels:
+        # The executable, not the metadata, says: an artifact from before the metadata said it may have one.
+        if not compiled.metadata.timed_kernels and _library_with(compiled.executable, HOST_PROGRAM) is not None:
             raise LcnetError(
                 f"{compiled.metadata.model} runs main as a host program built without its timed twin, so its "
-                "kernel calls cannot be counted or timed: compile it with CompileOptions(timed=True)"
+                "kernel calls cannot be counted or timed: compile it with CompileOptions(timed=True), or with "
+                "host_program=False to count and time them through the Relax VM"
             )
         device = compiled.target.device()
         self.vm = relax.VirtualMachine(compiled.executable, device)
@@ -137,8 +139,8 @@ def _copy(argument):
     return tvm.runtime.tensor(argument.numpy(), argument.device) if isinstance(argument, tvm.runtime.Tensor) else argument
 
 
-def _kernel_library(executable: tvm.runtime.Module, symbol: str) -> tvm.runtime.Module:
-    """The module among the executable's imports that holds kernel ``symbol``."""
+def _library_with(executable: tvm.runtime.Module, symbol: str) -> tvm.runtime.Module | None:
+    """The module among the executable's imports that holds function ``symbol`` (None: none does)."""
     # A compiled executable keeps its kernels in ``mod``; a loaded artifact is the library module itself.
     pending = [getattr(executable, "mod", executable)]
     while pending:
@@ -146,7 +148,7 @@ def _kernel_library(executable: tvm.runtime.Module, symbol: str) -> tvm.runtime.
         if module.implements_function(symbol):
             return module
         pending.extend(module.imports)
-    raise LookupError(f"kernel {symbol!r} is not in the executable's library")
+    return None
 
 
 def profile_kernels(compiled: CompiledModel, batches: Sequence[np.ndarray], rounds: int) -> dict:
@@ -175,10 +177,10 @@ def profile_kernels(compiled: CompiledModel, batches: Sequence[np.ndarray], roun
         turns = min(_TURNS, rounds)
         for turn in range(turns):
             count = rounds // turns + (turn < rounds % turns)
-            timed_ms, kernels = runner.run_timed(count)
+            timed_ms, turn_kernels = runner.run_timed(count)
             plain_ms += runner.run(count) * count / rounds
             inference_ms += timed_ms * count / rounds
-            per_kernel += kernels * count / rounds
+            per_kernel += turn_kernels * count / rounds
         method = "each kernel call timed in place"
         kernels = [
             {"name": name, "ms": float(ms), "calls": float(calls), "us_per_call": float(ms * 1e3 / calls)}
@@ -222,7 +224,7 @@ def _kernels_alone(compiled: CompiledModel, recorder: _Recorder, inferences: int
     device = compiled.target.device()
     kernels = []
     for symbol, arguments in recorder.arguments.items():
-        timer = _kernel_library(compiled.executable, symbol).time_evaluator(symbol, device, number=20, repeat=5)
+        timer = _library_with(compiled.executable, symbol).time_evaluator(symbol, device, number=20, repeat=5)
         seconds = float(np.median(timer(*arguments).results))
         calls = recorder.calls[symbol] / inferences
         kernels.append({"name": symbol, "ms": seconds * 1e3 * calls, "calls": calls, "us_per_call": seconds * 1e6})

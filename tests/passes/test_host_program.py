@@ -174,6 +174,11 @@ def test_main_becomes_one_call_of_a_host_program_that_calls_the_kernels():
     tvm.ir.assert_structural_equal(LowerToHostProgram(timed=True)(Before), Expected)
 
 
+def test_the_timed_twin_is_built_only_when_asked():
+    names = {gv.name_hint for gv in LowerToHostProgram()(Before).get_global_vars()}
+    assert names == {gv.name_hint for gv in Expected.get_global_vars()} - {"main_timed", "host_program_timed"}
+
+
 @I.ir_module
 class Symbolic:
     @R.function
@@ -197,6 +202,7 @@ def test_the_host_program_computes_what_the_vm_did_and_its_twin_counts_and_times
         vm = relax.VirtualMachine(relax.build(mod, "llvm"), tvm.cpu())
         for output, want in zip(vm["main"](tvm.runtime.tensor(x)), expected):
             np.testing.assert_array_equal(output.numpy(), want)
+    vm = relax.VirtualMachine(relax.build(lowered, "llvm"), tvm.cpu())
     started = time.perf_counter_ns()
     outputs, clock = vm["main_timed"](tvm.runtime.tensor(x))
     took = time.perf_counter_ns() - started
