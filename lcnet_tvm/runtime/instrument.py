@@ -170,22 +170,8 @@ def profile_kernels(compiled: CompiledModel, batches: Sequence[np.ndarray], roun
     runner.run(len(batches))  # warm-up
     recorder = runner.record(keep_arguments=runner.timed is None)
     if runner.timed is not None:
-        runner.run_timed(len(batches))  # warm-up
-        # Plain and timed inferences take turns, so that what timing costs is not a machine's change of pace.
-        plain_ms = inference_ms = 0.0
-        per_kernel = np.zeros((len(runner.timed_kernels), 2))
-        turns = min(_TURNS, rounds)
-        for turn in range(turns):
-            count = rounds // turns + (turn < rounds % turns)
-            timed_ms, turn_kernels = runner.run_timed(count)
-            plain_ms += runner.run(count) * count / rounds
-            inference_ms += timed_ms * count / rounds
-            per_kernel += turn_kernels * count / rounds
         method = "each kernel call timed in place"
-        kernels = [
-            {"name": name, "ms": float(ms), "calls": float(calls), "us_per_call": float(ms * 1e3 / calls)}
-            for name, (calls, ms) in zip(runner.timed_kernels, per_kernel) if calls
-        ]
+        plain_ms, inference_ms, kernels = _kernels_in_place(runner, rounds)
     else:
         plain_ms = runner.run(rounds)
         inference_ms, method = plain_ms, "each kernel timed alone on its recorded arguments"
@@ -217,6 +203,26 @@ def profile_kernels(compiled: CompiledModel, batches: Sequence[np.ndarray], roun
         "categories": categories,
         "kernels": kernels,
     }
+
+
+def _kernels_in_place(runner: _Runner, rounds: int) -> tuple[float, float, list[dict]]:
+    """Plain and timed milliseconds per inference, and each kernel's share of the timed inference."""
+    runner.run_timed(len(runner.inputs))  # warm-up
+    # Plain and timed inferences take turns, so that what timing costs is not a machine's change of pace.
+    plain_ms = inference_ms = 0.0
+    per_kernel = np.zeros((len(runner.timed_kernels), 2))
+    turns = min(_TURNS, rounds)
+    for turn in range(turns):
+        count = rounds // turns + (turn < rounds % turns)
+        timed_ms, turn_kernels = runner.run_timed(count)
+        plain_ms += runner.run(count) * count / rounds
+        inference_ms += timed_ms * count / rounds
+        per_kernel += turn_kernels * count / rounds
+    kernels = [
+        {"name": name, "ms": float(ms), "calls": float(calls), "us_per_call": float(ms * 1e3 / calls)}
+        for name, (calls, ms) in zip(runner.timed_kernels, per_kernel) if calls
+    ]
+    return plain_ms, inference_ms, kernels
 
 
 def _kernels_alone(compiled: CompiledModel, recorder: _Recorder, inferences: int) -> list[dict]:
