@@ -26,6 +26,23 @@ settings.register_profile(
 settings.register_profile("long", max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), print_blob=True)
 settings.load_profile("ci")
 
+#: Session fixtures that take minutes (a tune measured over RPC): the tests using them share one xdist worker.
+SHARED_SESSION_SETUP = ("tuned", "loopback_rpc")
+
+
+def pytest_collection_modifyitems(items):
+    """Keep each expensive fixture's tests in one pytest-xdist worker (``--dist loadgroup``), so it is set up once.
+
+    Tests using a fixture of :data:`SHARED_SESSION_SETUP` form one group; tests using a module-scoped
+    fixture (a compiled artifact) form their module's group; every other test goes to whichever worker is free.
+    """
+    for item in items:
+        fixtures = item._fixtureinfo.name2fixturedefs
+        if any(name in fixtures for name in SHARED_SESSION_SETUP):
+            item.add_marker(pytest.mark.xdist_group("loopback_rpc"))
+        elif any(definitions[-1].scope == "module" for definitions in fixtures.values()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
 
 def randomize(model: nn.Module, calibration: torch.Tensor, seed: int = 0, gate_bias: float = 0.0) -> nn.Module:
     """Make an untrained model behave like a trained one: input-dependent gates, calibrated BN, sane logits.
