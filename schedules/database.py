@@ -7,7 +7,8 @@ import json
 import logging
 import shutil
 import tempfile
-from collections import Counter
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import tvm
@@ -41,47 +42,25 @@ class TuningDatabase:
     ``database_tuning_record.json`` as soon as it is measured, so an
     interrupted tune loses no finished record. Its JSON database is not
     target-aware; ``target.json`` makes sure records for one target are
-    never applied to another. ``create``: opened by a tune, which makes the
-    database if it is missing and drops a half-written last line left by a
-    killed tune; readers never modify the files.
+    never applied to another. Opened by a tune, which makes the database if it
+    is missing and drops a half-written last line left by a killed tune; a
+    compile reads it through :func:`read_database`, which never modifies the files.
     """
 
-    def __init__(self, directory: str | Path, target_config: dict, create: bool = False):
+    def __init__(self, directory: str | Path, target_config: dict):
         self.directory = Path(directory)
-        wanted = target_identity(target_config)
-        marker = self.directory / TARGET_FILE
-        if not marker.exists():
-            if not create:
+        _check_target(self.directory, target_config, create=True)
+        _readable(self.directory, repair=True)  # drops a half-written last line
+        try:
+            self.database = _open(self.directory)
+        except Exception as error:  # TVM raises its own error types for records it cannot read
+            unreplayable = _unreplayable_lines(self.directory)
+            if not unreplayable:
                 raise DatabaseError(
-                    f"{str(self.directory)!r} is not a tuning database (no {TARGET_FILE}); "
-                    "make one with `lcnet-tvm tune --db DIR`"
-                )
-            self.directory.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps(wanted, indent=2) + "\n")
-        try:
-            recorded = json.loads(marker.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise DatabaseError(f"{str(marker)!r} is corrupt ({error}); delete the database and tune again") from None
-        if recorded != wanted:
-            raise DatabaseError(
-                f"{str(self.directory)!r} holds records for target {recorded}, not {wanted}; "
-                "use one --db directory per target"
-            )
-        readable = _readable(self.directory, repair=create)
-        try:
-            try:
-                self.database = _open(readable)
-            except Exception as error:  # TVM raises its own error types for records it cannot read
-                unreplayable = _unreplayable_lines(readable)
-                if not unreplayable:
-                    raise DatabaseError(
-                        f"cannot read the tuning records in {str(self.directory)!r}: {str(error).splitlines()[0]}"
-                    ) from None
-                readable = _set_aside(self.directory, readable, unreplayable, repair=create)
-                self.database = _open(readable)
-        finally:
-            if readable != self.directory:  # MetaSchedule has read the snapshot into memory
-                shutil.rmtree(readable, ignore_errors=True)
+                    f"cannot read the tuning records in {str(self.directory)!r}: {str(error).splitlines()[0]}"
+                ) from None
+            _set_aside(self.directory, unreplayable)
+            self.database = _open(self.directory)
         #: Records read back when opened: a tune appends after them.
         self._opened_records = len(self.database)
 
@@ -93,7 +72,7 @@ class TuningDatabase:
         """
         unreplayable = _unreplayable_lines(self.directory, first=self._opened_records)
         if unreplayable:
-            _set_aside(self.directory, self.directory, unreplayable, repair=True)
+            _set_aside(self.directory, unreplayable)
             self.database = _open(self.directory)
 
     def trials_by_workload(self) -> Counter:
@@ -101,15 +80,25 @@ class TuningDatabase:
         return Counter(workload_key(record.workload.mod) for record in self.database.get_all_tuning_records())
 
 
-def read_database(directory: str | Path, target_config: dict) -> TuningDatabase:
-    """``directory``'s database for reading, opened once per process while its files are unchanged.
-
-    Opening parses every record (about 10 s for the shipped LC-ResNet-20
-    records); a bench compiles three forms of a model with the same records.
-    """
+def read_database(directory: str | Path, target_config: dict) -> BestRecords:
+    """What a compile needs of ``directory``'s database, read once per process while its files are unchanged."""
     directory = Path(directory)
     stamp = tuple(_stamp(directory / name) for name in (TARGET_FILE, WORKLOADS_FILE, RECORDS_FILE))
     return _read_database(directory, json.dumps(target_identity(target_config), sort_keys=True), stamp)
+
+
+@dataclass(frozen=True)
+class BestRecords:
+    """Each kernel's fastest record that MetaSchedule can replay (in ``database``, to apply), and the
+    trials measured per kernel, by :func:`workload_key`.
+
+    MetaSchedule's JSON database replays every record's trace when it opens
+    (17 s for the 2,482 shipped LC-ResNet-20 records, in every process that
+    compiles); a compile applies one record per kernel, so only those are replayed.
+    """
+
+    database: ms.database.Database
+    trials: Counter
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -122,8 +111,74 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 @functools.lru_cache(maxsize=4)
-def _read_database(directory: Path, target: str, _stamp: tuple) -> TuningDatabase:
-    return TuningDatabase(directory, json.loads(target))
+def _read_database(directory: Path, target: str, _stamp: tuple) -> BestRecords:
+    _check_target(directory, json.loads(target), create=False)
+    readable = _readable(directory, repair=False)
+    try:
+        workloads = _lines(readable / WORKLOADS_FILE)
+        by_workload = defaultdict(list)  # workload line -> (record line, record), in file order
+        for number, line in enumerate(_lines(readable / RECORDS_FILE)):
+            index, record = json.loads(line)
+            by_workload[index].append((number, record))
+    finally:
+        if readable != directory:
+            shutil.rmtree(readable, ignore_errors=True)
+    database = ms.database.MemoryDatabase()
+    trials, unreplayable = Counter(), []
+    for index, records in by_workload.items():
+        workload = database.commit_workload(ms.database.Workload.from_json(json.loads(workloads[index])).mod)
+        trials[workload_key(workload.mod)] += len(records)
+        # MetaSchedule's order (stable: ties in file order) and its validity rule: a record that never ran is no schedule.
+        for number, record in sorted(records, key=lambda numbered: _mean_run_secs(numbered[1][1])):
+            if _mean_run_secs(record[1]) >= _NEVER_RAN_S:
+                break
+            try:
+                database.commit_tuning_record(ms.database.TuningRecord.from_json(record, workload))
+            except Exception:  # noqa: BLE001 (TVM's ScheduleError and friends)
+                unreplayable.append(number)
+                continue
+            if database.get_top_k(workload, 1):
+                break
+    if unreplayable:
+        logger.warning(
+            "%d records in %s cannot be replayed by MetaSchedule (lines %s); using the next fastest",
+            len(unreplayable), directory / RECORDS_FILE, ", ".join(str(number + 1) for number in sorted(unreplayable)),
+        )
+    return BestRecords(database, trials)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+#: MetaSchedule's stand-in run time for a candidate that did not run (failed to build or run).
+_NEVER_RAN_S = 1e10
+
+
+def _mean_run_secs(run_secs: list[float] | None) -> float:
+    """A record's mean measured seconds, as MetaSchedule sorts records (never ran: :data:`_NEVER_RAN_S`)."""
+    return sum(run_secs) / len(run_secs) if run_secs else _NEVER_RAN_S
+
+
+def _check_target(directory: Path, target_config: dict, create: bool) -> None:
+    """Make sure ``directory`` holds records for ``target_config``'s code (``create``: make it, if missing)."""
+    wanted = target_identity(target_config)
+    marker = directory / TARGET_FILE
+    if not marker.exists():
+        if not create:
+            raise DatabaseError(
+                f"{str(directory)!r} is not a tuning database (no {TARGET_FILE}); make one with `lcnet-tvm tune --db DIR`"
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(wanted, indent=2) + "\n")
+    try:
+        recorded = json.loads(marker.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DatabaseError(f"{str(marker)!r} is corrupt ({error}); delete the database and tune again") from None
+    if recorded != wanted:
+        raise DatabaseError(
+            f"{str(directory)!r} holds records for target {recorded}, not {wanted}; use one --db directory per target"
+        )
 
 
 def _open(directory: Path) -> ms.database.JSONDatabase:
@@ -153,26 +208,18 @@ def _unreplayable_lines(directory: Path, first: int = 0) -> list[int]:
     return bad
 
 
-def _set_aside(directory: Path, readable: Path, lines: list[int], repair: bool) -> Path:
-    """The database without the records at ``lines``: moved to a side file by a tune, left out of a reader's snapshot."""
-    records = (readable / RECORDS_FILE).read_text().splitlines(keepends=True)
+def _set_aside(directory: Path, lines: list[int]) -> None:
+    """Move the records at ``lines`` to the side file; the database keeps the others."""
+    records = (directory / RECORDS_FILE).read_text().splitlines(keepends=True)
     dropped = set(lines)
     kept = [line for number, line in enumerate(records) if number not in dropped]
     logger.warning(
-        "%d records in %s cannot be replayed by MetaSchedule (lines %s); leaving them out",
-        len(lines), directory / RECORDS_FILE, ", ".join(str(number + 1) for number in lines),
+        "%d records in %s cannot be replayed by MetaSchedule (lines %s); moving them to %s",
+        len(lines), directory / RECORDS_FILE, ", ".join(str(number + 1) for number in lines), UNREPLAYABLE_FILE,
     )
-    if repair:
-        with (directory / UNREPLAYABLE_FILE).open("a") as stream:
-            stream.writelines(records[number] for number in lines)
-        write_atomically(directory / RECORDS_FILE, lambda stream: stream.write("".join(kept).encode()))
-        return directory
-    snapshot = Path(tempfile.mkdtemp(prefix="lcnet-db-"))
-    shutil.copyfile(readable / WORKLOADS_FILE, snapshot / WORKLOADS_FILE)
-    (snapshot / RECORDS_FILE).write_text("".join(kept))
-    if readable != directory:
-        shutil.rmtree(readable, ignore_errors=True)
-    return snapshot
+    with (directory / UNREPLAYABLE_FILE).open("a") as stream:
+        stream.writelines(records[number] for number in lines)
+    write_atomically(directory / RECORDS_FILE, lambda stream: stream.write("".join(kept).encode()))
 
 
 def _complete_lines(path: Path) -> tuple[bytes, int]:

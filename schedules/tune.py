@@ -105,7 +105,7 @@ def tune_model(
         raise LcnetError(f"the build timeout must be positive seconds, got {build_timeout}")
     runner = tuning_runner(options.target, options.target_config, remote)
     builder = ForkingBuilder(link=options.target.library_compiler(), timeout=build_timeout)
-    database = TuningDatabase(options.database, options.target_config, create=True)
+    database = TuningDatabase(options.database, options.target_config)
     target = options.tvm_target
     if guide_inputs is None:
         tasks = kernel_tasks(lower_to_kernels(model, input_shape, options), target)

@@ -30,6 +30,7 @@ settings.load_profile("ci")
 SHARED_SESSION_SETUP = ("tuned", "loopback_rpc")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
     """Keep each expensive fixture's tests in one pytest-xdist worker (``--dist loadgroup``), so it is set up once.
 

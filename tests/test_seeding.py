@@ -63,7 +63,7 @@ def tile_decisions(trace) -> list[list[int]]:
 @pytest.fixture
 def database_with_full_kernel(tmp_path) -> TuningDatabase:
     """A database holding one record of the full kernel: a schedule from MetaSchedule's design space."""
-    database = TuningDatabase(tmp_path / "db", X86.config(), create=True)
+    database = TuningDatabase(tmp_path / "db", X86.config())
     full = matmul(32)
     (space,) = [s for s in tuning_context(full).generate_design_space() if tile_decisions(s.trace)][:1]
     record = ms.database.TuningRecord(

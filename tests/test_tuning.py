@@ -1,6 +1,7 @@
 """Tuning: budget spread, records applied and recorded per kernel, resume, databases for one target only."""
 
 import gzip
+import json
 import logging
 import os
 import shutil
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +22,11 @@ from lcnet_tvm.schedules.builder import ForkingBuilder
 from lcnet_tvm.schedules.database import (
     RECORDS_FILE,
     UNREPLAYABLE_FILE,
+    WORKLOADS_FILE,
     TuningDatabase,
     kernel_module,
     read_database,
+    workload_key,
 )
 from lcnet_tvm.schedules.shipped import COMPRESSED_FILES, SHIPPED_TUNING_DIR, unpacked_database
 from lcnet_tvm.schedules.tune import KernelTask, search_strategy, spread_budget
@@ -90,8 +94,10 @@ def test_a_database_is_for_one_target(tuned, tmp_path):
     other = {**get_target("x86").config(), "mcpu": "x86-64"}
     with pytest.raises(DatabaseError, match="holds records for target"):
         TuningDatabase(directory, other)
+    with pytest.raises(DatabaseError, match="holds records for target"):
+        read_database(directory, other)
     with pytest.raises(DatabaseError, match="is not a tuning database"):
-        TuningDatabase(tmp_path, other)
+        read_database(tmp_path, other)
 
 
 ROOT = Path(__file__).parent.parent
@@ -147,7 +153,7 @@ def test_ctrl_c_stops_tuning_keeps_records_and_a_rerun_finishes_the_budget(tmp_p
 def test_a_killed_tune_keeps_its_records_and_a_rerun_finishes_the_budget(tmp_path):
     killed = _tune_until_records_then(signal.SIGKILL, tmp_path / "db")
     assert killed.returncode == -signal.SIGKILL
-    kept = sum(TuningDatabase(tmp_path / "db", get_target("x86").config()).trials_by_workload().values())
+    kept = sum(read_database(tmp_path / "db", get_target("x86").config()).trials.values())
     assert 3 <= kept < INTERRUPTED_BUDGET
     _rerun_finishes_the_budget(tmp_path / "db")
 
@@ -165,7 +171,7 @@ def test_shipped_records_unpack_once_into_the_cache(directory, tmp_path, monkeyp
     assert unpacked_database(directory) == unpacked
     assert [path.name for path in unpacked.parent.iterdir()] == [unpacked.name], "no staging directory left behind"
     spec = get_target(directory.parent.name)
-    assert sum(TuningDatabase(unpacked, spec.config()).trials_by_workload().values()) > 0
+    assert sum(read_database(unpacked, spec.config()).trials.values()) > 0
 
 
 def test_a_half_written_record_from_a_killed_tune_is_dropped_and_a_corrupt_line_named(tuned, tmp_path):
@@ -176,7 +182,7 @@ def test_a_half_written_record_from_a_killed_tune_is_dropped_and_a_corrupt_line_
     complete = records.read_bytes()
     records.write_bytes(complete + complete.splitlines(keepends=True)[-1][:25])  # killed mid-line
     config = get_target("x86").config()
-    assert sum(TuningDatabase(copy, config).trials_by_workload().values()) == TUNING_BUDGET  # a reader reads around it
+    assert sum(read_database(copy, config).trials.values()) == TUNING_BUDGET  # a reader reads around it
     assert records.read_bytes() != complete  # ... and leaves the file alone (a tune may be appending)
     compiled = compile_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=copy), name="tiny")
     assert all(kernel.tuned for kernel in compiled.metadata.kernels)
@@ -187,7 +193,7 @@ def test_a_half_written_record_from_a_killed_tune_is_dropped_and_a_corrupt_line_
     lines = complete.splitlines(keepends=True)
     records.write_bytes(b"".join([*lines[:3], b'[0, ["garbage"\n', *lines[3:]]))
     with pytest.raises(DatabaseError, match=f"line 4 of '{records}' is corrupt"):
-        TuningDatabase(copy, config)
+        read_database(copy, config)
 
 
 def test_without_usable_shipped_records_the_untuned_kernels_are_named(monkeypatch, caplog):
@@ -239,17 +245,39 @@ def test_records_metaschedule_cannot_replay_are_set_aside(tmp_path, caplog):
     """A real case: MetaSchedule wrote an rfactor'd mean kernel's record (line 2) that it cannot read back."""
     directory = tmp_path / "db"
     shutil.copytree(UNREPLAYABLE_DB, directory)
-    original = (UNREPLAYABLE_DB / RECORDS_FILE).read_text().splitlines(keepends=True)
+    replayable, unreplayable = (UNREPLAYABLE_DB / RECORDS_FILE).read_text().splitlines(keepends=True)
+    index, record = json.loads(unreplayable)
+    record[1] = [run / 10 for run in record[1]]  # the fastest: the one a compile tries first
+    faster = json.dumps([index, record]) + "\n"
+    (directory / RECORDS_FILE).write_text(replayable + faster)
     config = get_target("x86-avx2").config()
     with caplog.at_level(logging.WARNING):
-        reader = TuningDatabase(directory, config)
-    assert len(reader.database) == len(original) - 1
-    assert "1 records in" in caplog.text and "cannot be replayed by MetaSchedule (lines 2)" in caplog.text
-    assert (directory / RECORDS_FILE).read_text() == "".join(original)  # a reader changes nothing
-    tuning = TuningDatabase(directory, config, create=True)  # a tune moves the record aside, once
-    assert len(tuning.database) == len(original) - 1
-    assert (directory / RECORDS_FILE).read_text() == "".join(original[:1] + original[2:])
-    assert (directory / UNREPLAYABLE_FILE).read_text() == original[1]
+        reader = read_database(directory, config)
+    assert "1 records in" in caplog.text and "cannot be replayed by MetaSchedule (lines 2); using the next" in caplog.text
+    (workload,) = reader.database.get_all_tuning_records()[0:1]
+    (applied,) = reader.database.get_top_k(reader.database.commit_workload(workload.workload.mod), 1)
+    assert applied.run_secs[0].value == json.loads(replayable)[1][1][0] and sum(reader.trials.values()) == 2
+    assert (directory / RECORDS_FILE).read_text() == replayable + faster  # a reader changes nothing
+    tuning = TuningDatabase(directory, config)  # a tune moves the record aside, once
+    assert len(tuning.database) == 1
+    assert (directory / RECORDS_FILE).read_text() == replayable
+    assert (directory / UNREPLAYABLE_FILE).read_text() == faster
+
+
+def test_a_compile_reads_the_record_metaschedule_would_apply_to_each_kernel(tuned):
+    _, directory, _ = tuned
+    everything = ms.database.JSONDatabase(
+        str(directory / WORKLOADS_FILE), str(directory / RECORDS_FILE), allow_missing=False
+    )
+    best = read_database(directory, get_target("x86").config())
+    records = everything.get_all_tuning_records()
+    assert best.trials == Counter(workload_key(record.workload.mod) for record in records)
+    workloads = {workload_key(record.workload.mod): record.workload for record in records}
+    target = get_target("x86").tvm_target()
+    for workload in workloads.values():
+        (expected,) = everything.get_top_k(workload, 1)
+        applied = best.database.query_tuning_record(workload.mod, target, "main")
+        assert str(applied.trace) == str(expected.trace)
 
 
 def test_a_tune_ends_by_setting_aside_records_it_wrote_but_cannot_replay(tmp_path):
@@ -275,7 +303,7 @@ def test_readers_open_a_database_once_while_its_files_are_unchanged(tmp_path):
     assert read_database(directory, config) is first
     (directory / RECORDS_FILE).write_text(good + good)  # a tune added a record
     again = read_database(directory, config)
-    assert again is not first and len(again.database) == 2
+    assert again is not first and sum(again.trials.values()) == 2
     with pytest.raises(DatabaseError, match="holds records for target"):
         read_database(directory, {**config, "mcpu": "x86-64"})
 

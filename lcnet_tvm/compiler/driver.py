@@ -20,7 +20,7 @@ from lcnet_tvm.passes.host_program import has_host_program, timed_kernels
 from lcnet_tvm.passes.pipeline import PhaseOutputs, compile_pipeline
 from lcnet_tvm.runtime.artifact import ArtifactMetadata, GateRecord, KernelRecord
 from lcnet_tvm.runtime.compiled_model import CompiledModel
-from lcnet_tvm.schedules.database import SCHEDULED_ATTR, TuningDatabase, kernel_module, read_database, workload_key
+from lcnet_tvm.schedules.database import SCHEDULED_ATTR, BestRecords, kernel_module, read_database, workload_key
 from lcnet_tvm.support.native_stderr import quiet_native_noise
 
 from .gate_forms import channel_buckets
@@ -140,11 +140,11 @@ def _as_compiled(gate: GateRecord, lowered: bool, buckets: int) -> GateRecord:
     return dataclasses.replace(gate, lowered=True, buckets=sizes)
 
 
-def _kernel_records(phases: PhaseOutputs, database: TuningDatabase | None) -> list[KernelRecord]:
+def _kernel_records(phases: PhaseOutputs, database: BestRecords | None) -> list[KernelRecord]:
     """Per kernel: tuned (a record of ``database`` was applied) and the trials measured for it."""
     kernels = phases.kernels
     names = sorted(gv.name_hint for gv, func in kernels.functions_items() if isinstance(func, tvm.tirx.PrimFunc))
-    trials = database.trials_by_workload() if database is not None else {}
+    trials = database.trials if database is not None else {}
     records = []
     for name in names:
         tuned = bool(phases.tuned[name].attrs.get(SCHEDULED_ATTR, False))
