@@ -113,38 +113,60 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 @functools.lru_cache(maxsize=4)
 def _read_database(directory: Path, target: str, _stamp: tuple) -> BestRecords:
     _check_target(directory, json.loads(target), create=False)
-    readable = _readable(directory, repair=False)
-    try:
-        workloads = _lines(readable / WORKLOADS_FILE)
-        by_workload = defaultdict(list)  # workload line -> (record line, record), in file order
-        for number, line in enumerate(_lines(readable / RECORDS_FILE)):
-            index, record = json.loads(line)
-            by_workload[index].append((number, record))
-    finally:
-        if readable != directory:
-            shutil.rmtree(readable, ignore_errors=True)
+    workloads, by_workload = _records_by_workload(directory)
     database = ms.database.MemoryDatabase()
     trials, unreplayable = Counter(), []
     for index, records in by_workload.items():
         workload = database.commit_workload(ms.database.Workload.from_json(json.loads(workloads[index])).mod)
         trials[workload_key(workload.mod)] += len(records)
-        # MetaSchedule's order (stable: ties in file order) and its validity rule: a record that never ran is no schedule.
-        for number, record in sorted(records, key=lambda numbered: _mean_run_secs(numbered[1][1])):
-            if _mean_run_secs(record[1]) >= _NEVER_RAN_S:
-                break
-            try:
-                database.commit_tuning_record(ms.database.TuningRecord.from_json(record, workload))
-            except Exception:  # noqa: BLE001 (TVM's ScheduleError and friends)
-                unreplayable.append(number)
-                continue
-            if database.get_top_k(workload, 1):
-                break
+        unreplayable += _commit_fastest_replayable(database, workload, records)
     if unreplayable:
         logger.warning(
             "%d records in %s cannot be replayed by MetaSchedule (lines %s); using the next fastest",
             len(unreplayable), directory / RECORDS_FILE, ", ".join(str(number + 1) for number in sorted(unreplayable)),
         )
     return BestRecords(database, trials)
+
+
+def _records_by_workload(directory: Path) -> tuple[list[str], dict[int, list[tuple[int, list]]]]:
+    """The workload lines, and per workload line its records as (record line, record), in file order."""
+    readable = _readable(directory, repair=False)
+    try:
+        workloads = _lines(readable / WORKLOADS_FILE)
+        by_workload = defaultdict(list)
+        for number, line in enumerate(_lines(readable / RECORDS_FILE)):
+            index, record = json.loads(line)
+            if not (isinstance(index, int) and 0 <= index < len(workloads) and isinstance(record, list) and len(record) == 4):
+                raise DatabaseError(
+                    f"line {number + 1} of {str(directory / RECORDS_FILE)!r} is not a record of a kernel in "
+                    f"{WORKLOADS_FILE}; delete that line (its record is lost) or the whole database, and tune again"
+                )
+            by_workload[index].append((number, record))
+    finally:
+        if readable != directory:
+            shutil.rmtree(readable, ignore_errors=True)
+    return workloads, by_workload
+
+
+def _commit_fastest_replayable(
+    database: ms.database.Database, workload: ms.database.Workload, records: list[tuple[int, list]]
+) -> list[int]:
+    """Commit the record MetaSchedule would apply to ``workload``: the fastest it can replay; the lines of those it could not.
+
+    MetaSchedule's order (stable: ties in file order) and validity rule: a record that never ran is no schedule.
+    """
+    unreplayable = []
+    for number, record in sorted(records, key=lambda numbered: _mean_run_secs(numbered[1][1])):
+        if _mean_run_secs(record[1]) >= _NEVER_RAN_S:
+            break
+        try:
+            database.commit_tuning_record(ms.database.TuningRecord.from_json(record, workload))
+        except Exception:  # noqa: BLE001 (TVM's ScheduleError and friends)
+            unreplayable.append(number)
+            continue
+        if database.get_top_k(workload, 1):  # MetaSchedule also takes a trace without scheduling steps for none
+            break
+    return unreplayable
 
 
 def _lines(path: Path) -> list[str]:

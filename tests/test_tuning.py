@@ -194,6 +194,9 @@ def test_a_half_written_record_from_a_killed_tune_is_dropped_and_a_corrupt_line_
     records.write_bytes(b"".join([*lines[:3], b'[0, ["garbage"\n', *lines[3:]]))
     with pytest.raises(DatabaseError, match=f"line 4 of '{records}' is corrupt"):
         read_database(copy, config)
+    records.write_bytes(b"".join([*lines[:3], b"[99, [null, null, null, null]]\n", *lines[3:]]))
+    with pytest.raises(DatabaseError, match=f"line 4 of '{records}' is not a record of a kernel"):
+        read_database(copy, config)
 
 
 def test_without_usable_shipped_records_the_untuned_kernels_are_named(monkeypatch, caplog):
@@ -285,7 +288,7 @@ def test_a_tune_ends_by_setting_aside_records_it_wrote_but_cannot_replay(tmp_pat
     shutil.copytree(UNREPLAYABLE_DB, directory)
     good, unreplayable = (UNREPLAYABLE_DB / RECORDS_FILE).read_text().splitlines(keepends=True)
     (directory / RECORDS_FILE).write_text(good)
-    tuning = TuningDatabase(directory, get_target("x86-avx2").config(), create=True)
+    tuning = TuningDatabase(directory, get_target("x86-avx2").config())
     with (directory / RECORDS_FILE).open("a") as records:  # as MetaSchedule appends while tuning
         records.write(unreplayable)
     tuning.set_aside_unreplayable()
