@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import shutil
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +48,7 @@ class TuningDatabase:
     def __init__(self, directory: str | Path, target_config: dict):
         self.directory = Path(directory)
         _check_target(self.directory, target_config, create=True)
-        _readable(self.directory, repair=True)  # drops a half-written last line
+        _drop_half_written_lines(self.directory)
         try:
             self.database = _open(self.directory)
         except Exception as error:  # TVM raises its own error types for records it cannot read
@@ -117,7 +115,7 @@ def _read_database(directory: Path, target: str, _stamp: tuple) -> BestRecords:
     database = ms.database.MemoryDatabase()
     trials, unreplayable = Counter(), []
     for index, records in by_workload.items():
-        workload = database.commit_workload(ms.database.Workload.from_json(json.loads(workloads[index])).mod)
+        workload = database.commit_workload(ms.database.Workload.from_json(workloads[index]).mod)
         trials[workload_key(workload.mod)] += len(records)
         unreplayable += _commit_fastest_replayable(database, workload, records)
     if unreplayable:
@@ -128,23 +126,20 @@ def _read_database(directory: Path, target: str, _stamp: tuple) -> BestRecords:
     return BestRecords(database, trials)
 
 
-def _records_by_workload(directory: Path) -> tuple[list[str], dict[int, list[tuple[int, list]]]]:
-    """The workload lines, and per workload line its records as (record line, record), in file order."""
-    readable = _readable(directory, repair=False)
-    try:
-        workloads = _lines(readable / WORKLOADS_FILE)
-        by_workload = defaultdict(list)
-        for number, line in enumerate(_lines(readable / RECORDS_FILE)):
-            index, record = json.loads(line)
-            if not (isinstance(index, int) and 0 <= index < len(workloads) and isinstance(record, list) and len(record) == 4):
-                raise DatabaseError(
-                    f"line {number + 1} of {str(directory / RECORDS_FILE)!r} is not a record of a kernel in "
-                    f"{WORKLOADS_FILE}; delete that line (its record is lost) or the whole database, and tune again"
-                )
-            by_workload[index].append((number, record))
-    finally:
-        if readable != directory:
-            shutil.rmtree(readable, ignore_errors=True)
+def _records_by_workload(directory: Path) -> tuple[list, dict[int, list[tuple[int, list]]]]:
+    """The workloads (JSON), and per workload line its records as (record line, record), in file order.
+
+    A half-written last line (a tune is appending, or was killed while writing) is left out, the files untouched.
+    """
+    workloads = _read_lines(directory / WORKLOADS_FILE).documents
+    by_workload = defaultdict(list)
+    for number, (index, record) in enumerate(_read_lines(directory / RECORDS_FILE).documents):
+        if not (isinstance(index, int) and 0 <= index < len(workloads) and isinstance(record, list) and len(record) == 4):
+            raise DatabaseError(
+                f"line {number + 1} of {str(directory / RECORDS_FILE)!r} is not a record of a kernel in "
+                f"{WORKLOADS_FILE}; delete that line (its record is lost) or the whole database, and tune again"
+            )
+        by_workload[index].append((number, record))
     return workloads, by_workload
 
 
@@ -167,10 +162,6 @@ def _commit_fastest_replayable(
         if database.get_top_k(workload, 1):  # MetaSchedule also takes a trace without scheduling steps for none
             break
     return unreplayable
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 #: MetaSchedule's stand-in run time for a candidate that did not run (failed to build or run).
@@ -244,49 +235,51 @@ def _set_aside(directory: Path, lines: list[int]) -> None:
     write_atomically(directory / RECORDS_FILE, lambda stream: stream.write("".join(kept).encode()))
 
 
-def _complete_lines(path: Path) -> tuple[bytes, int]:
-    """The file's bytes up to its last newline, and how many bytes of a half-written line follow."""
-    data = path.read_bytes() if path.exists() else b""
-    complete = data.rfind(b"\n") + 1
-    return data[:complete], len(data) - complete
+@dataclass(frozen=True)
+class _DatabaseLines:
+    """One of MetaSchedule's files: a JSON document per complete line, and a half-written line's bytes after them."""
+
+    path: Path
+    documents: list
+    complete_bytes: int
+    half_written_bytes: int
 
 
-def _readable(directory: Path, repair: bool) -> Path:
-    """Where MetaSchedule can read ``directory``'s database: itself, or a snapshot without half-written lines.
+def _read_lines(path: Path) -> _DatabaseLines:
+    """``path``'s complete lines, each parsed; a corrupt one is an error naming it.
 
     MetaSchedule writes one JSON document per line and cannot open a file with
     a broken line at all, so one half-written record (a tune killed while
-    writing it) would make the database unusable. A tune (``repair``) cuts
-    such a line off in place; a reader must not touch a file a running tune may
-    be appending to, so it reads a snapshot instead.
+    writing it) would make the database unusable: it is kept apart here.
     """
-    contents = {name: _complete_lines(directory / name) for name in (WORKLOADS_FILE, RECORDS_FILE)}
-    for name, (lines, _) in contents.items():
-        for number, line in enumerate(lines.splitlines(), start=1):
-            try:
-                json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise DatabaseError(
-                    f"line {number} of {str(directory / name)!r} is corrupt; delete that line (its record is "
-                    "lost) or the whole database, and tune again"
-                ) from None
-    partial = {name: cut for name, (_, cut) in contents.items() if cut}
-    if not partial:
-        return directory
-    if not repair:
-        snapshot = Path(tempfile.mkdtemp(prefix="lcnet-db-"))
-        for name, (lines, _) in contents.items():
-            (snapshot / name).write_bytes(lines)
-        return snapshot
-    for name, cut in partial.items():
-        logger.warning("%s ends in a half-written line (%d bytes; a tune was killed while writing it): dropping it",
-                       directory / name, cut)
+    data = path.read_bytes() if path.exists() else b""
+    complete = data.rfind(b"\n") + 1
+    documents = []
+    for number, line in enumerate(data[:complete].splitlines(), start=1):
         try:
-            with (directory / name).open("r+b") as stream:
-                stream.truncate(len(contents[name][0]))
+            documents.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise DatabaseError(
+                f"line {number} of {str(path)!r} is corrupt; delete that line (its record is lost) or the whole "
+                "database, and tune again"
+            ) from None
+    return _DatabaseLines(path, documents, complete, len(data) - complete)
+
+
+def _drop_half_written_lines(directory: Path) -> None:
+    """Cut off a half-written last line in place, so that MetaSchedule can open the files (a tune does this;
+    a reader must not touch files a running tune may be appending to)."""
+    for name in (WORKLOADS_FILE, RECORDS_FILE):
+        lines = _read_lines(directory / name)
+        if not lines.half_written_bytes:
+            continue
+        logger.warning("%s ends in a half-written line (%d bytes; a tune was killed while writing it): dropping it",
+                       lines.path, lines.half_written_bytes)
+        try:
+            with lines.path.open("r+b") as stream:
+                stream.truncate(lines.complete_bytes)
         except OSError as error:
-            raise DatabaseError(f"cannot drop the half-written line of {str(directory / name)!r}: {error}") from None
-    return directory
+            raise DatabaseError(f"cannot drop the half-written line of {str(lines.path)!r}: {error}") from None
 
 
 def workload_key(mod: tvm.IRModule) -> int:
