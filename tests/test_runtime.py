@@ -72,6 +72,14 @@ def test_a_loaded_artifact_can_be_profiled_in_place(loaded):
     assert sum(row["ms"] for row in profile["categories"].values()) == pytest.approx(profile["inference_ms"])
     assert profile["calls_outside_kernels"] == {"host program calls": 1, **profile["calls_outside_kernels"]}
     assert {kernel["name"] for kernel in profile["kernels"]} <= {kernel.name for kernel in loaded.metadata.kernels}
+    # The gate kernels the lowering adds are filed under their own categories, not among residual adds and ReLUs.
+    filed = {kernel["name"]: kernel["category"] for kernel in profile["kernels"]}
+    assert any(name.endswith("_gather") for name in filed) and any(name.endswith("_decision") for name in filed)
+    for name, category in filed.items():
+        if name.endswith("_gather"):
+            assert category == "channel gathers and scatters", name
+        if name.endswith("_decision"):
+            assert category == "gate networks and decisions", name
 
 
 def test_a_host_program_without_its_timed_twin_cannot_be_profiled_and_says_how_to_compile(loaded):

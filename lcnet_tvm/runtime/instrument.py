@@ -29,8 +29,10 @@ from lcnet_tvm.runtime.compiled_model import CompiledModel
 #: Name fragments of a kernel -> the category its time is filed under (first match wins).
 KERNEL_CATEGORIES = (
     ("convolutions", ("conv2d",)),
-    ("channel gathers and scatters", ("take", "scatter", "strided_slice", "argsort", "where", "broadcast_to")),
-    ("gate networks and decisions", ("mean", "matmul", "clip", "greater", "less", "max", "sum")),
+    # A lowered channel gate's bucket gathers in one kernel named gate<K>_channels<B>_gather, and decides in
+    # gate<K>_decision (passes/gate_kernels.py).
+    ("channel gathers and scatters", ("_gather", "take", "scatter", "strided_slice", "argsort", "where", "broadcast_to")),
+    ("gate networks and decisions", ("_decision", "mean", "matmul", "clip", "greater", "less", "max", "sum")),
 )
 OTHER_KERNELS = "other kernels (residual adds, ReLUs, ...)"
 #: Everything an inference spends outside kernels: the host program or the VM's interpreter, builtins (memory
@@ -179,7 +181,8 @@ def profile_kernels(compiled: CompiledModel, batches: Sequence[np.ndarray], roun
     kernels.sort(key=lambda kernel: kernel["ms"], reverse=True)
     categories: dict[str, dict] = defaultdict(lambda: {"ms": 0.0, "calls": 0.0})
     for kernel in kernels:
-        category = categories[_category(kernel["name"])]
+        kernel["category"] = _category(kernel["name"])
+        category = categories[kernel["category"]]
         category["ms"] += kernel["ms"]
         category["calls"] += kernel["calls"]
     kernel_ms = float(sum(kernel["ms"] for kernel in kernels))
