@@ -205,20 +205,19 @@ def _unreplayable_lines(directory: Path, first: int = 0) -> list[int]:
     trace of an rfactor'd reduction raises ScheduleError on replay, and one
     such line makes the whole database unreadable.
     """
-    workload_lines = (directory / WORKLOADS_FILE).read_text().splitlines()
-
-    @functools.cache
-    def workload(index: int) -> ms.database.Workload:
-        return ms.database.Workload.from_json(json.loads(workload_lines[index]))
-
+    workloads, by_workload = _records_by_workload(directory)
     bad = []
-    for number, line in enumerate((directory / RECORDS_FILE).read_text().splitlines()[first:], start=first):
-        index, record = json.loads(line)
-        try:
-            ms.database.TuningRecord.from_json(record, workload(index))
-        except Exception:  # noqa: BLE001 (TVM's ScheduleError and friends)
-            bad.append(number)
-    return bad
+    for index, records in by_workload.items():
+        later = [(number, record) for number, record in records if number >= first]
+        if not later:
+            continue
+        workload = ms.database.Workload.from_json(workloads[index])
+        for number, record in later:
+            try:
+                ms.database.TuningRecord.from_json(record, workload)
+            except Exception:  # noqa: BLE001 (TVM's ScheduleError and friends)
+                bad.append(number)
+    return sorted(bad)
 
 
 def _set_aside(directory: Path, lines: list[int]) -> None:
