@@ -223,8 +223,9 @@ def cmd_train(args) -> None:
     import torch  # noqa: PLC0415
 
     from lcnet_tvm.model.checkpoint import SHIPPED_CHECKPOINT, save_checkpoint  # noqa: PLC0415
-    from lcnet_tvm.model.data import load_cifar10, load_digits  # noqa: PLC0415
+    from lcnet_tvm.model.data import load_cifar10, load_digits_for_training  # noqa: PLC0415
     from lcnet_tvm.model.resnet import LCResNet, zoo_config  # noqa: PLC0415
+    from lcnet_tvm.model.sweep import parse_fractions  # noqa: PLC0415
     from lcnet_tvm.model.train import train  # noqa: PLC0415
 
     train_config = TrainConfig(
@@ -233,26 +234,52 @@ def cmd_train(args) -> None:
         learning_rate=args.lr,
         target_flops=args.target_flops,
         flops_weight=args.flops_weight,
+        normalised_gates=args.normalised_gates,
         seed=args.seed,
     )
     name = args.model or "lcnet_resnet20_cifar"
     config = zoo_config(name)
+    fractions = parse_fractions(args.sweep) if args.sweep is not None else None  # checked before data loads
     if args.cifar10:
         dataset, recorded = load_cifar10(args.cifar10), {"name": "cifar10"}
     else:
-        dataset = load_digits(config.input_size, config.in_channels, seed=args.seed)
-        recorded = {"name": "digits", "seed": args.seed, "test_fraction": 0.2}
+        dataset, recorded = load_digits_for_training(config.input_size, config.in_channels, args.seed, args.hard_copies)
+    config = config.replace(num_classes=dataset.num_classes)
+    command = " ".join(["lcnet-tvm", *sys.argv[1:]])
+    if fractions is not None:
+        _train_sweep(fractions, Path(args.output or "sweep"), config, dataset, train_config, command)
+        return
     torch.manual_seed(args.seed)
-    model = LCResNet(config.replace(num_classes=dataset.num_classes))
+    model = LCResNet(config)
     metrics = train(model, dataset, train_config)
     output = Path(args.output or SHIPPED_CHECKPOINT.name)
-    info = {"model": name, "dataset": recorded, "command": " ".join(["lcnet-tvm", *sys.argv[1:]]), **metrics}
+    info = {"model": name, "dataset": recorded, "command": command, **metrics}
     save_checkpoint(output, name, model, info)
+    subsets = "".join(
+        f"; {subset} images: accuracy {metrics[subset]['accuracy']:.2%}, FLOPs {metrics[subset]['executed_flops_fraction']:.3f}"
+        for subset in ("clean", "hard")
+        if subset in metrics
+    )
     print(
         f"wrote {output}: held-out accuracy {metrics['accuracy']:.2%}, executed FLOPs "
         f"{metrics['executed_flops_fraction']:.3f} of dense ({metrics['dense_gflops'] * 1e3:.1f} MFLOPs), "
-        f"{metrics['gates']['distinct_layer_patterns']} distinct block-skip patterns"
+        f"{metrics['gates']['distinct_layer_patterns']} distinct block-skip patterns{subsets}"
     )
+
+
+def _train_sweep(fractions, directory: Path, config, dataset, train_config: TrainConfig, command: str) -> None:
+    from lcnet_tvm.model.sweep import format_sweep, plot_sweep, run_sweep  # noqa: PLC0415
+
+    directory.mkdir(parents=True, exist_ok=True)
+    points = run_sweep(fractions, config, dataset, train_config)
+    write_json(
+        directory / "sweep.json",
+        {"command": command, "dataset": dataset.name, "model": config.to_json(), "train_config": vars(train_config),
+         "points": [point.to_json() for point in points]},
+    )
+    plot_sweep(points, str(directory / "sweep.png"), f"{dataset.name}: accuracy against executed FLOPs")
+    print(format_sweep(points))
+    print(f"wrote {directory / 'sweep.json'} and {directory / 'sweep.png'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -359,8 +386,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-flops", type=float, default=defaults.target_flops, help="executed FLOPs target, fraction of dense"
     )
     train.add_argument("--flops-weight", type=float, default=defaults.flops_weight, help="weight of the FLOPs penalty")
+    train.add_argument(
+        "--normalised-gates", action="store_true",
+        help="batch-normalise gate logits while training (folded into the gates after): block decisions that vary "
+        "with the input, at a cost in accuracy so far (results/training/README.md)",
+    )
     train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("-o", "--output", metavar="CKPT.pt", help="checkpoint to write (a .json lands beside it)")
+    train.add_argument(
+        "--hard-copies", type=int, default=0, metavar="N",
+        help="digits: add N harder-to-read copies of each image (noise, blur, shift, shrink or occlusion at "
+        "strength 1-3, recorded per image); default 0: the clean digits only, as the shipped checkpoint",
+    )
+    train.add_argument(
+        "--sweep", metavar="F1,F2,...",
+        help="instead of one checkpoint, train LC-Net and two static baselines (a learned static mask, a thinner "
+        "ResNet) at each FLOPs fraction; writes sweep.json and sweep.png to -o DIR (default sweep/)",
+    )
+    train.add_argument(
+        "-o", "--output", metavar="PATH",
+        help="checkpoint to write (a .json lands beside it); with --sweep, the output directory",
+    )
     train.set_defaults(handler=cmd_train)
     return parser
 

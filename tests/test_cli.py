@@ -10,7 +10,7 @@ import torch
 from lcnet_tvm.schedules.shipped import shipped_records
 
 from lcnet_tvm.evaluation.verify import eager_outputs
-from lcnet_tvm.model.checkpoint import load_checkpoint
+from lcnet_tvm.model.checkpoint import dataset_for, load_checkpoint
 
 
 def lcnet_tvm(*args, cwd=None):
@@ -52,11 +52,13 @@ def load_checkpoint_default():
         (("compile", "--batch-size", "0", "-o", "out"), "batch size must be at least 1, got 0"),
         (("run", "no_such_dir", "--input", "x.npy"), "does not exist"),
         (("train", "--target-flops", "1.5"), "target_flops must be in"),
+        (("train", "--sweep", "0.3,1.2"), "--sweep fractions must each lie strictly between 0 and 1"),
+        (("train", "--hard-copies", "-1"), "--hard-copies must be 0"),
         (("tune", "--target", "aarch64", "--trials", "500", "--db", "db"), "tuning for aarch64 measures candidates on the device"),
         (("compile", "--db", "nodb", "-o", "out"), "'nodb' is not a tuning database"),
         (("compile", "--channel-buckets", "0", "-o", "out"), "channel buckets must be at least 1, got 0"),
     ],
-    ids=["model", "checkpoint", "target", "batch-size", "artifact", "train-config", "tune-device", "db", "buckets"],
+    ids=["model", "checkpoint", "target", "batch-size", "artifact", "train-config", "sweep-fractions", "hard-copies", "tune-device", "db", "buckets"],
 )
 def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
     completed = lcnet_tvm(*args, cwd=tmp_path)
@@ -107,12 +109,17 @@ def test_run_rejects_an_unreadable_input_file(default_compile, tmp_path):
 
 
 def test_train_writes_a_loadable_checkpoint_with_its_statistics(tmp_path):
-    completed = lcnet_tvm("train", "--epochs", 1, "-o", tmp_path / "tiny.pt")
+    completed = lcnet_tvm("train", "--epochs", 1, "--hard-copies", 1, "-o", tmp_path / "tiny.pt")
     assert completed.returncode == 0, completed.stderr
     loaded = load_checkpoint(tmp_path / "tiny.pt")
     info = json.loads((tmp_path / "tiny.json").read_text())
-    assert loaded.info == info and info["dataset"]["name"] == "digits"
-    assert 0.0 <= info["accuracy"] <= 1.0 and 0.0 < info["executed_flops_fraction"] <= 1.1
+    assert loaded.info == info
+    assert info["dataset"] == {"name": "digits-mixed", "seed": 0, "test_fraction": 0.2, "hard_copies": 1}
+    for metrics in (info, info["clean"], info["hard"]):
+        assert 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 < metrics["executed_flops_fraction"] <= 1.1
+    assert info["clean"]["samples"] + info["hard"]["samples"] == info["samples"]
+    # The checkpoint reads its own data set back: the mixed held-out images it was evaluated on.
+    assert len(dataset_for(loaded).y_test) == info["samples"]
 
 
 def test_compile_explain_shows_every_gate_and_what_it_controls():

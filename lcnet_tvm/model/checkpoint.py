@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from lcnet_tvm.errors import LcnetError, ModelError
-from lcnet_tvm.model.data import Dataset, load_cifar10, load_digits
+from lcnet_tvm.model.data import Dataset, load_recorded
 from lcnet_tvm.model.resnet import ZOO, LCResNet, ResNetConfig, zoo_config
 from lcnet_tvm.support.files import write_atomically, write_json
 
@@ -89,12 +89,9 @@ def resolve_model(spec: str | None, input_size: int | None = None, seed: int = 0
 
 def dataset_for(loaded: LoadedModel, cifar10_dir: str | None = None) -> Dataset:
     """The data set a checkpoint was trained on (its recorded split); digits for untrained zoo models."""
-    recorded = loaded.info.get("dataset", {"name": "digits"})
-    if recorded["name"] == "cifar10":
-        if cifar10_dir is None:
-            raise LcnetError(f"{loaded.source} was trained on CIFAR-10: pass --cifar10 DIR to evaluate it")
-        return load_cifar10(cifar10_dir)
     config = loaded.config
-    return load_digits(
-        config.input_size, config.in_channels, recorded.get("test_fraction", 0.2), recorded.get("seed", 0)
-    )
+    try:
+        recorded = loaded.info.get("dataset", {"name": "digits"})
+        return load_recorded(recorded, config.input_size, config.in_channels, cifar10_dir)
+    except LcnetError as error:
+        raise LcnetError(f"{loaded.source}: {error}") from None

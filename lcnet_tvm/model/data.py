@@ -1,7 +1,9 @@
-"""Data sets: scikit-learn's bundled handwritten digits (offline) and a local CIFAR-10 directory."""
+"""Data sets: scikit-learn's bundled handwritten digits (offline), clean or mixed with harder
+corrupted copies, and a local CIFAR-10 directory."""
 
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +18,29 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
+#: How hard-to-read copies are made, at strength levels 1, 2, 3 (the recorded difficulty; clean images are 0).
+CORRUPTIONS = ("noise", "blur", "shift", "shrink", "occlusion")
+CLEAN = "clean"
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """Per image of a split: the corruption applied (``CLEAN`` for none) and its strength, 0 (clean) to 3."""
+
+    corruption: tuple[str, ...]
+    level: torch.Tensor  # int64, one per image
+
+    def take(self, index: torch.Tensor) -> Difficulty:
+        """The records of the images at ``index`` (int64), in that order."""
+        return Difficulty(tuple(self.corruption[i] for i in index.tolist()), self.level[index])
+
+
 @dataclass
 class Dataset:
-    """A train / held-out split of NCHW float32 images, already normalised for the model."""
+    """A train / held-out split of NCHW float32 images, already normalised for the model.
+
+    Mixed data sets also record each image's difficulty (``None`` for data sets without it).
+    """
 
     name: str
     x_train: torch.Tensor
@@ -26,12 +48,39 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    train_difficulty: Difficulty | None = None
+    test_difficulty: Difficulty | None = None
 
 
 def _normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
     mean = torch.tensor(mean, dtype=torch.float32)[None, :, None, None]
     std = torch.tensor(std, dtype=torch.float32)[None, :, None, None]
     return ((x - mean) / std).contiguous()
+
+
+def _digit_images(input_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 8x8 digits as (N, 1, input_size, input_size) in [0, 1] (bilinear), and their labels."""
+    from sklearn.datasets import load_digits as sklearn_digits  # noqa: PLC0415 (slow import)
+
+    digits = sklearn_digits()
+    images = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
+    images = F.interpolate(images, size=(input_size, input_size), mode="bilinear", align_corners=False)
+    return images.clamp(0.0, 1.0), torch.from_numpy(digits.target.astype(np.int64))
+
+
+def _split(count: int, test_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and held-out indices: a fixed random ``test_fraction`` of ``count`` images (``seed``)."""
+    if not 0.0 < test_fraction < 1.0:
+        raise LcnetError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    test_count = round(count * test_fraction)
+    return order[test_count:], order[:test_count]
+
+
+def _as_model_input(images: torch.Tensor, train: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """Grey images repeated over ``in_channels`` and normalised by the statistics of the ``train`` ones."""
+    mean, std = images[train].mean().item(), images[train].std().item()
+    return _normalise(images.repeat(1, in_channels, 1, 1), (mean,) * in_channels, (std,) * in_channels)
 
 
 def load_digits(input_size: int = 32, in_channels: int = 3, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
@@ -41,20 +90,137 @@ def load_digits(input_size: int = 32, in_channels: int = 3, test_fraction: float
     models take it unchanged. The held-out split is a fixed random
     ``test_fraction`` of the images (``seed``), the same in training and demo.
     """
-    from sklearn.datasets import load_digits as sklearn_digits  # noqa: PLC0415 (slow import)
-
-    digits = sklearn_digits()
-    images = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
-    images = F.interpolate(images, size=(input_size, input_size), mode="bilinear", align_corners=False)
-    images = images.repeat(1, in_channels, 1, 1)
-    labels = torch.from_numpy(digits.target.astype(np.int64))
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    test_count = round(len(labels) * test_fraction)
-    test, train = order[:test_count], order[test_count:]
-    mean = images[train].mean().item()
-    std = images[train].std().item()
-    images = _normalise(images, (mean,) * in_channels, (std,) * in_channels)
+    images, labels = _digit_images(input_size)
+    train, test = _split(len(labels), test_fraction, seed)
+    images = _as_model_input(images, train, in_channels)
     return Dataset("digits", images[train], labels[train], images[test], labels[test], num_classes=10)
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = math.ceil(3 * sigma)
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
+    taps = taps / taps.sum()
+    padded = F.pad(images, (radius,) * 4, mode="replicate")
+    rows = F.conv2d(padded, taps.view(1, 1, 1, -1))
+    return F.conv2d(rows, taps.view(1, 1, -1, 1))
+
+
+def _corrupt(image: torch.Tensor, corruption: str, level: int, generator: torch.Generator) -> torch.Tensor:
+    """One (1, H, W) image in [0, 1] made harder to read by ``corruption`` at strength ``level`` (1..3)."""
+    size = image.shape[-1]
+
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * torch.rand((), generator=generator).item()
+
+    def position(extent: int) -> int:
+        return int(torch.randint(0, max(1, size - extent + 1), (), generator=generator))
+
+    if corruption == "noise":
+        out = image + 0.15 * level * torch.randn(image.shape, generator=generator)
+    elif corruption == "blur":
+        out = _gaussian_blur(image[None], 0.035 * size * level)[0]
+    elif corruption == "shift":
+        # A translation by 1/8, 3/16 or 1/4 of the side in a random direction; what leaves the frame is lost.
+        distance = size * (1 + level) / 16
+        angle = uniform(0.0, 2 * math.pi)
+        dy, dx = round(distance * math.sin(angle)), round(distance * math.cos(angle))
+        out = torch.roll(image, (dy, dx), dims=(1, 2))
+        rows, cols = torch.arange(size)[:, None] - dy, torch.arange(size)[None, :] - dx
+        out = out * ((rows >= 0) & (rows < size) & (cols >= 0) & (cols < size))
+    elif corruption == "shrink":
+        # The digit shrunk to 3/4, 9/16 or 3/8 of the side and placed at a random spot.
+        extent = max(2, round(size * (0.9375 - 0.1875 * level)))
+        small = F.interpolate(image[None], size=(extent, extent), mode="bilinear", align_corners=False)[0]
+        out = torch.zeros_like(image)
+        top, left = position(extent), position(extent)
+        out[:, top : top + extent, left : left + extent] = small
+    elif corruption == "occlusion":
+        # A square of side 1/4, 3/8 or 1/2 of the image, erased at a random spot.
+        extent = round(size * (1 + level) / 8)
+        out = image.clone()
+        top, left = position(extent), position(extent)
+        out[:, top : top + extent, left : left + extent] = 0.0
+    else:
+        raise LcnetError(f"unknown corruption {corruption!r}; use one of {', '.join(CORRUPTIONS)}")
+    return out.clamp(0.0, 1.0)
+
+
+def _hard_copies(
+    images: torch.Tensor, labels: torch.Tensor, copies: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, Difficulty]:
+    """The images, then ``copies`` corrupted copies of each (corruption and level drawn per copy)."""
+    out, corruption, level = [images], [CLEAN] * len(images), [0] * len(images)
+    for _ in range(copies):
+        kinds = torch.randint(0, len(CORRUPTIONS), (len(images),), generator=generator).tolist()
+        levels = torch.randint(1, 4, (len(images),), generator=generator).tolist()
+        corrupted = [_corrupt(image, CORRUPTIONS[k], v, generator) for image, k, v in zip(images, kinds, levels)]
+        out.append(torch.stack(corrupted))
+        corruption += [CORRUPTIONS[k] for k in kinds]
+        level += levels
+    return torch.cat(out), labels.repeat(copies + 1), Difficulty(tuple(corruption), torch.tensor(level))
+
+
+def load_mixed_digits(
+    input_size: int = 32, in_channels: int = 3, test_fraction: float = 0.2, seed: int = 0, hard_copies: int = 2
+) -> Dataset:
+    """The digits of :func:`load_digits` (same split) plus ``hard_copies`` harder-to-read copies of each image.
+
+    Each copy gets one of :data:`CORRUPTIONS` at a strength 1-3 drawn from
+    ``seed``, so the data set is the same on every machine; a held-out image's
+    copies stay held out. The held-out images are shuffled (``seed``) so that any
+    prefix mixes clean and hard ones; ``test_difficulty`` says which is which.
+    """
+    if hard_copies < 1:
+        raise LcnetError(f"a mixed data set needs at least 1 hard copy per image, got {hard_copies}")
+    images, labels = _digit_images(input_size)
+    train, test = _split(len(labels), test_fraction, seed)
+    generator = torch.Generator().manual_seed(seed)
+    parts = []
+    for index in (train, test):
+        x, y, difficulty = _hard_copies(images[index], labels[index], hard_copies, generator)
+        order = torch.randperm(len(y), generator=generator)
+        parts.append((x[order], y[order], difficulty.take(order)))
+    (x_train, y_train, train_difficulty), (x_test, y_test, test_difficulty) = parts
+    everything = torch.cat([x_train, x_test])
+    everything = _as_model_input(everything, torch.arange(len(y_train)), in_channels)
+    return Dataset(
+        "digits-mixed",
+        everything[: len(y_train)],
+        y_train,
+        everything[len(y_train) :],
+        y_test,
+        num_classes=10,
+        train_difficulty=train_difficulty,
+        test_difficulty=test_difficulty,
+    )
+
+
+def load_digits_for_training(input_size: int, in_channels: int, seed: int, hard_copies: int) -> tuple[Dataset, dict]:
+    """The digits ``train`` uses (mixed with ``hard_copies`` per image, or clean for 0) and how to load them again."""
+    if hard_copies < 0:
+        raise LcnetError(f"--hard-copies must be 0 (clean digits) or more, got {hard_copies}")
+    recorded = {"name": "digits", "seed": seed, "test_fraction": 0.2}
+    if hard_copies == 0:
+        return load_digits(input_size, in_channels, seed=seed), recorded
+    recorded = {**recorded, "name": "digits-mixed", "hard_copies": hard_copies}
+    return load_mixed_digits(input_size, in_channels, seed=seed, hard_copies=hard_copies), recorded
+
+
+def load_recorded(recorded: dict, input_size: int, in_channels: int, cifar10_dir: str | None) -> Dataset:
+    """The data set a checkpoint's ``dataset`` record names, split as it was in training."""
+    name = recorded["name"]
+    if name == "cifar10":
+        if cifar10_dir is None:
+            raise LcnetError("the checkpoint was trained on CIFAR-10: pass --cifar10 DIR to evaluate it")
+        return load_cifar10(cifar10_dir)
+    split = (input_size, in_channels, recorded.get("test_fraction", 0.2), recorded.get("seed", 0))
+    if name == "digits":
+        return load_digits(*split)
+    if name == "digits-mixed":
+        return load_mixed_digits(*split, hard_copies=recorded["hard_copies"])
+    raise LcnetError(
+        f"the checkpoint names an unknown data set {name!r}; this version reads cifar10, digits and digits-mixed"
+    )
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:

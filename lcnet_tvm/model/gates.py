@@ -63,9 +63,13 @@ class _Gate(nn.Module):
         self.fc = nn.Linear(in_channels, out_features)
         nn.init.normal_(self.fc.weight, std=in_channels**-0.5)
         nn.init.constant_(self.fc.bias, INITIAL_GATE_BIAS)
+        #: Training only (see :func:`normalise_gate_logits`); inference models have none.
+        self.norm: nn.BatchNorm1d | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.fc(x.mean(dim=(2, 3)))
+        if self.norm is not None:
+            logits = self.norm(logits)
         score = logits.clamp(0.0, 1.0)
         if self.training:
             # Forward value: the hard score. Backward: d score / d logits = 1 below 1.
@@ -106,6 +110,39 @@ class ChannelGate(_Gate):
         super().__init__(in_channels, channels)
         self.producer = producer
         self.consumers = tuple(consumers)
+
+
+def normalise_gate_logits(model: nn.Module) -> None:
+    """Give every gate a batch norm on its logits, for training input-dependent decisions.
+
+    Over a training batch each gate logit then has mean ``norm.bias`` and spread
+    ``norm.weight``: whatever direction the gate's linear layer learns, it ranks
+    the samples, and the samples above the threshold are kept. A gate cannot
+    settle into one decision for every input by shrinking its weights (only by
+    learning a large offset against a small spread, which the task loss has to
+    argue for). The norm starts at offset :data:`INITIAL_GATE_BIAS`, spread 1:
+    most samples kept. :func:`fold_gate_norms` removes it after training.
+    """
+    for _, gate in find_gates(model):
+        gate.norm = nn.BatchNorm1d(gate.fc.out_features)
+        nn.init.constant_(gate.norm.bias, INITIAL_GATE_BIAS)
+
+
+@torch.no_grad()
+def fold_gate_norms(model: nn.Module) -> None:
+    """Fold each gate's batch norm (its running statistics) into its linear layer and remove it.
+
+    In eval mode the folded gate computes the same logits; the model is the plain
+    architecture again (what checkpoints store and the compiler reads).
+    """
+    for _, gate in find_gates(model):
+        norm = gate.norm
+        if norm is None:
+            continue
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        gate.fc.weight.mul_(scale[:, None])
+        gate.fc.bias.copy_((gate.fc.bias - norm.running_mean) * scale + norm.bias)
+        gate.norm = None
 
 
 def decisions(scores: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from lcnet_tvm.errors import LcnetError
 from lcnet_tvm.model.data import Dataset
 from lcnet_tvm.model.flops import FlopsCounter
-from lcnet_tvm.model.gates import find_gates, gate_infos, record_gate_scores
+from lcnet_tvm.model.gates import find_gates, fold_gate_norms, gate_infos, normalise_gate_logits, record_gate_scores
 from lcnet_tvm.model.train_config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -47,10 +47,18 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, progress: boo
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     counter = FlopsCounter.from_model(model, dataset.x_train.shape[1:])
+    if config.normalised_gates:
+        normalise_gate_logits(model)
+    if config.static_gates:
+        for _, gate in find_gates(model):
+            gate.fc.weight.data.zero_()
+            gate.fc.weight.requires_grad_(False)
+    # Channels-last convolutions train about 1.2x faster on CPUs here; the weights go back to plain layout below.
+    model.to(memory_format=torch.channels_last)
     gate_params = {id(p) for _, gate in find_gates(model) for p in gate.parameters()}
     # No weight decay on gates and batch norm: decay would drag a rarely used block's scale to zero.
     groups = {"decayed": [], "plain": [], "gates": []}
-    for param in model.parameters():
+    for param in (p for p in model.parameters() if p.requires_grad):
         key = "gates" if id(param) in gate_params else "decayed" if param.ndim > 1 else "plain"
         groups[key].append(param)
     optimiser = torch.optim.SGD(
@@ -72,14 +80,16 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, progress: boo
     for epoch in bar:
         model.train()
         # The penalty ramps in over the first third so the gates first learn what matters.
-        penalty_weight = config.flops_weight * min(1.0, (epoch + 1) / max(1, config.epochs // 3))
+        ramp = min(1.0, (epoch + 1) / max(1, config.epochs // 3))
         order = torch.randperm(len(dataset.y_train), generator=generator)
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
-            x = _random_shift(dataset.x_train[index], config.max_shift, generator)
+            x = _random_shift(dataset.x_train[index], config.max_shift, generator).contiguous(
+                memory_format=torch.channels_last
+            )
             logits, _, fraction = forward_with_flops(model, counter, x)
             task_loss = F.cross_entropy(logits, dataset.y_train[index])
-            loss = task_loss + penalty_weight * (fraction.mean() - config.target_flops).abs()
+            loss = task_loss + ramp * config.flops_weight * (fraction.mean() - config.target_flops).abs()
             if not torch.isfinite(loss):
                 raise LcnetError(f"training diverged in epoch {epoch + 1} (loss {loss.item()}); lower --lr")
             optimiser.zero_grad(set_to_none=True)
@@ -90,7 +100,9 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, progress: boo
             scheduler.step()
         bar.set_postfix(loss=f"{task_loss.item():.3f}", flops=f"{fraction.mean().item():.2f}")
     recalibrate_batch_norm(model, dataset.x_train, config.batch_size)
-    metrics = evaluate(model, dataset.x_test, dataset.y_test, counter)
+    fold_gate_norms(model)
+    model.to(memory_format=torch.contiguous_format)
+    metrics = evaluate_by_difficulty(model, dataset, counter)
     metrics["train_seconds"] = round(time.perf_counter() - started, 1)
     metrics["train_config"] = asdict(config)
     return metrics
@@ -133,8 +145,18 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, counter: FlopsC
         "dense_gflops": counter.dense_flops / 1e9,
         "gate_network_gflops": counter.gate_network_flops / 1e9,
         "executed_flops_fraction": float(torch.cat(fractions).mean()),
-        "gates": gate_statistics(gate_infos(model), [s > 0 for s in scores]),
+        "gates": gate_statistics(gate_infos(model), [s > 0 for s in scores]) if scores else None,
     }
+
+
+def evaluate_by_difficulty(model: nn.Module, dataset: Dataset, counter: FlopsCounter) -> dict:
+    """:func:`evaluate` on the whole held-out split and, for a mixed data set, on its clean and its hard images."""
+    metrics = evaluate(model, dataset.x_test, dataset.y_test, counter)
+    if dataset.test_difficulty is not None:
+        clean = dataset.test_difficulty.level == 0
+        for name, subset in (("clean", clean), ("hard", ~clean)):
+            metrics[name] = evaluate(model, dataset.x_test[subset], dataset.y_test[subset], counter)
+    return metrics
 
 
 def gate_statistics(infos, decisions: list[np.ndarray]) -> dict:

@@ -23,10 +23,17 @@ class TrainConfig:
     max_grad_norm: float = 5.0
     #: Random translation of up to this many pixels (data augmentation).
     max_shift: int = 2
+    #: Batch-normalise gate logits while training (folded away after): decisions that vary with the input.
+    normalised_gates: bool = False
+    #: Gates that ignore the input (their linear weights held at 0, only the bias learned): a learned
+    #: static mask, the static-pruning baseline of ``train --sweep``.
+    static_gates: bool = False
     seed: int = 0
 
     def __post_init__(self):
         if not 0.0 < self.target_flops <= 1.0:
             raise LcnetError(f"target_flops must be in (0, 1], got {self.target_flops}")
+        if self.normalised_gates and self.static_gates:
+            raise LcnetError("static gates take no input, so there is nothing to normalise; drop one of the two")
         if self.epochs < 1 or self.batch_size < 1:
             raise LcnetError(f"epochs and batch_size must be positive, got {self.epochs}, {self.batch_size}")
