@@ -240,6 +240,8 @@ def cmd_train(args) -> None:
     name = args.model or "lcnet_resnet20_cifar"
     config = zoo_config(name)
     fractions = parse_fractions(args.sweep) if args.sweep is not None else None  # checked before data loads
+    if args.cifar10 and args.hard_copies:
+        raise LcnetError("--hard-copies makes harder copies of the digits; leave it out with --cifar10")
     if args.cifar10:
         dataset, recorded = load_cifar10(args.cifar10), {"name": "cifar10"}
     else:
@@ -400,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--sweep", metavar="F1,F2,...",
         help="instead of one checkpoint, train LC-Net and two static baselines (a learned static mask, a thinner "
-        "ResNet) at each FLOPs fraction; writes sweep.json and sweep.png to -o DIR (default sweep/)",
+        "ResNet) at each FLOPs fraction (in place of --target-flops); writes sweep.json and sweep.png to -o DIR "
+        "(default sweep/)",
     )
     train.add_argument(
         "-o", "--output", metavar="PATH",

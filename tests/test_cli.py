@@ -54,11 +54,12 @@ def load_checkpoint_default():
         (("train", "--target-flops", "1.5"), "target_flops must be in"),
         (("train", "--sweep", "0.3,1.2"), "--sweep fractions must each lie strictly between 0 and 1"),
         (("train", "--hard-copies", "-1"), "--hard-copies must be 0"),
+        (("train", "--cifar10", "cifar", "--hard-copies", "1"), "leave it out with --cifar10"),
         (("tune", "--target", "aarch64", "--trials", "500", "--db", "db"), "tuning for aarch64 measures candidates on the device"),
         (("compile", "--db", "nodb", "-o", "out"), "'nodb' is not a tuning database"),
         (("compile", "--channel-buckets", "0", "-o", "out"), "channel buckets must be at least 1, got 0"),
     ],
-    ids=["model", "checkpoint", "target", "batch-size", "artifact", "train-config", "sweep-fractions", "hard-copies", "tune-device", "db", "buckets"],
+    ids=["model", "checkpoint", "target", "batch-size", "artifact", "train-config", "sweep-fractions", "hard-copies", "hard-copies-cifar", "tune-device", "db", "buckets"],
 )
 def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
     completed = lcnet_tvm(*args, cwd=tmp_path)

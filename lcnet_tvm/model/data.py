@@ -22,6 +22,9 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CORRUPTIONS = ("noise", "blur", "shift", "shrink", "occlusion")
 CLEAN = "clean"
 
+#: The digits' held-out share (the shipped checkpoint's split).
+TEST_FRACTION = 0.2
+
 
 @dataclass(frozen=True)
 class Difficulty:
@@ -79,11 +82,15 @@ def _split(count: int, test_fraction: float, seed: int) -> tuple[torch.Tensor, t
 
 def _as_model_input(images: torch.Tensor, train: torch.Tensor, in_channels: int) -> torch.Tensor:
     """Grey images repeated over ``in_channels`` and normalised by the statistics of the ``train`` ones."""
+    images = images.repeat(1, in_channels, 1, 1)
+    # Statistics of the repeated images (not of the grey ones): the shipped checkpoint's inputs, bit for bit.
     mean, std = images[train].mean().item(), images[train].std().item()
-    return _normalise(images.repeat(1, in_channels, 1, 1), (mean,) * in_channels, (std,) * in_channels)
+    return _normalise(images, (mean,) * in_channels, (std,) * in_channels)
 
 
-def load_digits(input_size: int = 32, in_channels: int = 3, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
+def load_digits(
+    input_size: int = 32, in_channels: int = 3, test_fraction: float = TEST_FRACTION, seed: int = 0
+) -> Dataset:
     """scikit-learn's 1,797 8x8 handwritten digits, upsampled (bilinear) to ``input_size``.
 
     The grey image is repeated over ``in_channels`` so CIFAR/ImageNet-shaped
@@ -161,12 +168,13 @@ def _hard_copies(
 
 
 def load_mixed_digits(
-    input_size: int = 32, in_channels: int = 3, test_fraction: float = 0.2, seed: int = 0, hard_copies: int = 2
+    input_size: int = 32, in_channels: int = 3, test_fraction: float = TEST_FRACTION, seed: int = 0, hard_copies: int = 2
 ) -> Dataset:
     """The digits of :func:`load_digits` (same split) plus ``hard_copies`` harder-to-read copies of each image.
 
     Each copy gets one of :data:`CORRUPTIONS` at a strength 1-3 drawn from
-    ``seed``, so the data set is the same on every machine; a held-out image's
+    ``seed``, so the data set is the same on every run (with the same torch
+    version: its random streams and interpolation make it); a held-out image's
     copies stay held out. The held-out images are shuffled (``seed``) so that any
     prefix mixes clean and hard ones; ``test_difficulty`` says which is which.
     """
@@ -199,7 +207,7 @@ def load_digits_for_training(input_size: int, in_channels: int, seed: int, hard_
     """The digits ``train`` uses (mixed with ``hard_copies`` per image, or clean for 0) and how to load them again."""
     if hard_copies < 0:
         raise LcnetError(f"--hard-copies must be 0 (clean digits) or more, got {hard_copies}")
-    recorded = {"name": "digits", "seed": seed, "test_fraction": 0.2}
+    recorded = {"name": "digits", "seed": seed, "test_fraction": TEST_FRACTION}
     if hard_copies == 0:
         return load_digits(input_size, in_channels, seed=seed), recorded
     recorded = {**recorded, "name": "digits-mixed", "hard_copies": hard_copies}
@@ -208,18 +216,19 @@ def load_digits_for_training(input_size: int, in_channels: int, seed: int, hard_
 
 def load_recorded(recorded: dict, input_size: int, in_channels: int, cifar10_dir: str | None) -> Dataset:
     """The data set a checkpoint's ``dataset`` record names, split as it was in training."""
-    name = recorded["name"]
+    name = recorded.get("name")
     if name == "cifar10":
         if cifar10_dir is None:
             raise LcnetError("the checkpoint was trained on CIFAR-10: pass --cifar10 DIR to evaluate it")
         return load_cifar10(cifar10_dir)
-    split = (input_size, in_channels, recorded.get("test_fraction", 0.2), recorded.get("seed", 0))
+    split = (input_size, in_channels, recorded.get("test_fraction", TEST_FRACTION), recorded.get("seed", 0))
     if name == "digits":
         return load_digits(*split)
-    if name == "digits-mixed":
+    if name == "digits-mixed" and isinstance(recorded.get("hard_copies"), int):
         return load_mixed_digits(*split, hard_copies=recorded["hard_copies"])
     raise LcnetError(
-        f"the checkpoint names an unknown data set {name!r}; this version reads cifar10, digits and digits-mixed"
+        f"the checkpoint's data set record {recorded!r} is not one this version reads (cifar10, digits, or "
+        "digits-mixed with its hard_copies); retrain or fix the record in the checkpoint"
     )
 
 

@@ -22,7 +22,9 @@ agree to that order either way. Comparisons (:mod:`lcnet_tvm.evaluation.verify`)
 such a pair as a tie, not a mismatch; logits are held to the same tolerance.
 
 Training uses a straight-through estimator: the forward value is the hard
-inference score (so training sees exactly the decisions inference makes), the
+inference score (so training sees the decisions inference makes; with
+:func:`normalise_gate_logits`, up to the difference between a batch's logit
+statistics and the running ones inference uses), the
 backward pass treats ``clamp(z, 0, 1)`` as ``min(z, 1)``, so a closed gate
 (``z <= 0``) still receives gradient and can reopen.
 

@@ -34,6 +34,11 @@ def _random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -
     return padded[:, :, dy : dy + x.shape[2], dx : dx + x.shape[3]]
 
 
+def _batches(count: int, batch_size: int) -> list[slice]:
+    """Training batches over ``count`` samples; a last batch of one sample is left out (batch norm needs two)."""
+    return [slice(start, start + batch_size) for start in range(0, count, batch_size) if count - start > 1]
+
+
 def forward_with_flops(model: nn.Module, counter: FlopsCounter, x: torch.Tensor):
     """Logits, gate scores and per-sample executed FLOPs fraction (differentiable in training)."""
     with record_gate_scores(model) as scores:
@@ -82,8 +87,8 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, progress: boo
         # The penalty ramps in over the first third so the gates first learn what matters.
         ramp = min(1.0, (epoch + 1) / max(1, config.epochs // 3))
         order = torch.randperm(len(dataset.y_train), generator=generator)
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
+        for batch in _batches(len(order), config.batch_size):
+            index = order[batch]
             x = _random_shift(dataset.x_train[index], config.max_shift, generator).contiguous(
                 memory_format=torch.channels_last
             )
@@ -97,6 +102,8 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, progress: boo
             # Gates switching on and off make rare, very large gradients; clipping keeps them from diverging.
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimiser.step()
+            if config.static_gates:
+                _keep_static_gates_reachable(model)
             scheduler.step()
         bar.set_postfix(loss=f"{task_loss.item():.3f}", flops=f"{fraction.mean().item():.2f}")
     recalibrate_batch_norm(model, dataset.x_train, config.batch_size)
@@ -106,6 +113,18 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, progress: boo
     metrics["train_seconds"] = round(time.perf_counter() - started, 1)
     metrics["train_config"] = asdict(config)
     return metrics
+
+
+@torch.no_grad()
+def _keep_static_gates_reachable(model: nn.Module) -> None:
+    """Hold a static gate's bias (its logit for every input) at most 1.
+
+    A logit above 1 gets no gradient (the score is clamped there), and a static
+    gate's logit is the same for every input: one step above 1 would leave the
+    gate open for good, out of reach of the FLOPs penalty.
+    """
+    for _, gate in find_gates(model):
+        gate.fc.bias.clamp_(max=1.0)
 
 
 @torch.no_grad()
@@ -120,8 +139,8 @@ def recalibrate_batch_norm(model: nn.Module, x: torch.Tensor, batch_size: int) -
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average
     model.train()
-    for start in range(0, len(x), batch_size):
-        model(x[start : start + batch_size])
+    for batch in _batches(len(x), batch_size):
+        model(x[batch])
     for norm in norms:
         norm.momentum = 0.1
     model.eval()

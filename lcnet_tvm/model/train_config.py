@@ -35,5 +35,7 @@ class TrainConfig:
             raise LcnetError(f"target_flops must be in (0, 1], got {self.target_flops}")
         if self.normalised_gates and self.static_gates:
             raise LcnetError("static gates take no input, so there is nothing to normalise; drop one of the two")
+        if self.normalised_gates and self.batch_size < 2:
+            raise LcnetError(f"normalised gates need batches of at least 2 samples, got batch_size {self.batch_size}")
         if self.epochs < 1 or self.batch_size < 1:
             raise LcnetError(f"epochs and batch_size must be positive, got {self.epochs}, {self.batch_size}")
