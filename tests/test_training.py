@@ -1,6 +1,7 @@
 """The mixed-difficulty digits, training input-dependent gates, the static baselines and the sweep."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -111,8 +112,6 @@ def test_folding_a_gates_batch_norm_keeps_its_logits():
 
 
 def _tiny_data(mixed, count=256):
-    from dataclasses import replace
-
     return replace(mixed, x_train=mixed.x_train[:count], y_train=mixed.y_train[:count])
 
 
@@ -223,14 +222,11 @@ def test_the_clean_digits_are_what_the_shipped_checkpoint_was_trained_on():
     assert abs(float(dataset.x_train.mean())) < 1e-6 and abs(float(dataset.x_train.std()) - 1.0) < 1e-6
 
 
-def test_normalised_gates_need_batches_of_two():
+def test_normalised_gates_need_batches_of_two(mixed):
     with pytest.raises(LcnetError, match="batches of at least 2 samples, got batch_size 1"):
         TrainConfig(normalised_gates=True, batch_size=1)
     # A last batch of one sample is left out rather than failing in the gates' batch norm.
     torch.manual_seed(0)
     model = LCResNet(TINY)
-    from dataclasses import replace
-
-    data = replace(load_mixed_digits(input_size=16, hard_copies=1), x_train=None, y_train=None)
-    data = replace(data, x_train=torch.randn(5, 3, 16, 16), y_train=torch.arange(5))
+    data = replace(mixed, x_train=torch.randn(5, 3, 16, 16), y_train=torch.arange(5))
     train(model, data, TrainConfig(epochs=1, batch_size=2, normalised_gates=True), progress=False)

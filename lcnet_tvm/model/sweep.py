@@ -109,11 +109,7 @@ def run_sweep(
             metrics = train(model, dataset, schedule, progress=progress)
             # The model's executed FLOPs, as a fraction of the full backbone (a thin network's own dense FLOPs differ).
             scale = FlopsCounter.from_model(model, config.input_shape).dense_flops / full_dense
-
-            def subset(name: str, key: str, metrics=metrics, scale=scale):
-                value = metrics.get(name, {}).get(key)
-                return None if value is None else value * (scale if key == "executed_flops_fraction" else 1.0)
-
+            clean, hard = metrics.get("clean"), metrics.get("hard")  # mixed data sets only
             points.append(
                 SweepPoint(
                     family=family,
@@ -121,10 +117,10 @@ def run_sweep(
                     widths=model.config.widths,
                     accuracy=metrics["accuracy"],
                     executed_flops_fraction=metrics["executed_flops_fraction"] * scale,
-                    clean_accuracy=subset("clean", "accuracy"),
-                    clean_flops_fraction=subset("clean", "executed_flops_fraction"),
-                    hard_accuracy=subset("hard", "accuracy"),
-                    hard_flops_fraction=subset("hard", "executed_flops_fraction"),
+                    clean_accuracy=clean and clean["accuracy"],
+                    clean_flops_fraction=clean and clean["executed_flops_fraction"] * scale,
+                    hard_accuracy=hard and hard["accuracy"],
+                    hard_flops_fraction=hard and hard["executed_flops_fraction"] * scale,
                     distinct_layer_patterns=(metrics["gates"] or {}).get("distinct_layer_patterns"),
                     train_seconds=metrics["train_seconds"],
                 )
