@@ -44,7 +44,10 @@ def _build_and_export(mod: tvm.IRModule, target: tvm.target.Target, link, path: 
             build_candidate(mod, target).export_library(path, fcompile=link)
     except BaseException as error:  # noqa: BLE001 (reported to the parent, which decides)
         errors.send(f"{type(error).__name__}: {error}"[:_MESSAGE_LIMIT])
-        raise SystemExit(1) from None
+        os._exit(1)
+    # Straight out, past Python's exit handlers: they flush and finalise objects copied from a
+    # multi-threaded parent, whose locks another thread of the parent may have held at the fork.
+    os._exit(0)
 
 
 @derived_object

@@ -28,6 +28,9 @@ settings.load_profile("ci")
 
 #: Session fixtures that take minutes (a tune measured over RPC): the tests using them share one xdist worker.
 SHARED_SESSION_SETUP = ("tuned", "loopback_rpc")
+#: Seconds a test behind the slow, arm or cuda marker may take before it is stopped with every thread's
+#: stack (pytest-timeout); the default run's limit is ``timeout`` in pyproject.toml.
+MARKED_RUN_TIMEOUT = 3600
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
@@ -36,8 +39,11 @@ def pytest_collection_modifyitems(items):
 
     Tests using a fixture of :data:`SHARED_SESSION_SETUP` form one group; tests using a module-scoped
     fixture (a compiled artifact) form their module's group; every other test goes to whichever worker is free.
+    Tests behind a marker get the longer :data:`MARKED_RUN_TIMEOUT`.
     """
     for item in items:
+        if any(item.get_closest_marker(name) for name in ("slow", "arm", "cuda")):
+            item.add_marker(pytest.mark.timeout(MARKED_RUN_TIMEOUT))
         fixtures = item._fixtureinfo.name2fixturedefs
         if any(name in fixtures for name in SHARED_SESSION_SETUP):
             item.add_marker(pytest.mark.xdist_group("loopback_rpc"))
