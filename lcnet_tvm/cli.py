@@ -235,6 +235,7 @@ def cmd_train(args) -> None:
         target_flops=args.target_flops,
         flops_weight=args.flops_weight,
         normalised_gates=args.normalised_gates,
+        difficulty_spread=args.difficulty_spread,
         seed=args.seed,
     )
     name = args.model or "lcnet_resnet20_cifar"
@@ -392,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--normalised-gates", action="store_true",
         help="batch-normalise gate logits while training (folded into the gates after): block decisions that vary "
         "with the input, at a cost in accuracy so far (results/training/README.md)",
+    )
+    train.add_argument(
+        "--difficulty-spread", type=float, default=defaults.difficulty_spread, metavar="S",
+        help="a FLOPs target per sample: target + S * (r - 0.5), r the rank of its loss in the batch (0 easiest), "
+        "so the gates learn to spend more on hard inputs; default 0: one target for the batch mean",
     )
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument(

@@ -9,8 +9,10 @@ import pytest
 import torch
 from lcnet_tvm.schedules.shipped import shipped_records
 
+from lcnet_tvm.evaluation.demo import split_by_difficulty
 from lcnet_tvm.evaluation.verify import eager_outputs
 from lcnet_tvm.model.checkpoint import dataset_for, load_checkpoint
+from lcnet_tvm.model.data import load_digits, load_mixed_digits
 
 
 def lcnet_tvm(*args, cwd=None):
@@ -35,6 +37,18 @@ def test_demo_on_the_shipped_checkpoint(tmp_path):
     assert set(report["latency_batch1"]) == {"eager-mask", "tvm-mask", "tvm-gated"}
     if shipped_records(report["model"]) is not None:  # an AVX2 host: every gated kernel has a shipped record
         assert report["kernels_tuned"] == report["kernels"] > 0
+
+
+def test_the_demo_reports_clean_and_hard_images_apart_on_a_mixed_data_set():
+    mixed = load_mixed_digits(hard_copies=1)
+    level = mixed.test_difficulty.level
+    correct = (torch.arange(len(level)) % 2 == 0).numpy()
+    fractions = np.where(level.numpy() == 0, 0.25, 0.75)
+    split = split_by_difficulty(mixed, correct, fractions)
+    assert split["clean"]["samples"] == int((level == 0).sum()) and split["hard"]["samples"] == int((level > 0).sum())
+    assert split["clean"]["executed_flops_fraction"] == 0.25 and split["hard"]["executed_flops_fraction"] == 0.75
+    assert split["clean"]["accuracy"] == correct[level.numpy() == 0].mean()
+    assert split_by_difficulty(load_digits(32), correct, fractions) is None  # the clean digits record no difficulty
 
 
 def load_checkpoint_default():

@@ -21,7 +21,7 @@ from lcnet_tvm.model.flops import FlopsCounter
 from lcnet_tvm.model.gates import find_gates, fold_gate_norms, normalise_gate_logits
 from lcnet_tvm.model.resnet import LCResNet, ResNetConfig
 from lcnet_tvm.model.sweep import FAMILIES, TARGET_TOLERANCE, format_sweep, parse_fractions, plot_sweep, run_sweep, thin_widths
-from lcnet_tvm.model.train import evaluate_by_difficulty, train
+from lcnet_tvm.model.train import evaluate_by_difficulty, flops_penalty, train
 from lcnet_tvm.model.train_config import TrainConfig
 
 #: Small enough that a training epoch takes a second or two.
@@ -207,7 +207,7 @@ def test_a_mixed_checkpoint_reads_its_data_set_back(mixed):
     assert torch.equal(again.x_test, mixed.x_test) and torch.equal(again.test_difficulty.level, mixed.test_difficulty.level)
 
 
-def test_static_gates_close_under_a_strong_flops_penalty(mixed):
+def test_static_gates_close_under_a_strongflops_penalty(mixed):
     torch.manual_seed(0)
     model = LCResNet(TINY)
     config = TrainConfig(epochs=3, static_gates=True, target_flops=0.2, flops_weight=20.0, gate_lr_factor=1.0)
@@ -230,3 +230,30 @@ def test_normalised_gates_need_batches_of_two(mixed):
     model = LCResNet(TINY)
     data = replace(mixed, x_train=torch.randn(5, 3, 16, 16), y_train=torch.arange(5))
     train(model, data, TrainConfig(epochs=1, batch_size=2, normalised_gates=True), progress=False)
+
+
+def test_per_sample_targets_rise_with_the_loss_and_average_to_the_target():
+    losses = torch.tensor([0.3, 2.0, 0.1, 0.9])  # ranks 1, 3, 0, 2
+    config = TrainConfig(target_flops=0.4, difficulty_spread=0.6)
+    targets = torch.tensor([0.3, 0.7, 0.1, 0.5])  # 0.4 + 0.6 * (rank / 3 - 0.5)
+    assert float(flops_penalty(targets, losses, config)) == pytest.approx(0.0, abs=1e-6)
+    # One fraction for every sample (a static pattern) cannot meet targets that differ.
+    static = torch.full((4,), 0.4)
+    assert float(flops_penalty(static, losses, config)) == pytest.approx(0.2)
+    assert float(flops_penalty(static, losses, replace(config, difficulty_spread=0.0))) == pytest.approx(0.0)
+    # The gradient asks the hardest sample for more FLOPs and the easiest for fewer.
+    fractions = static.clone().requires_grad_()
+    flops_penalty(fractions, losses, config).backward()
+    assert fractions.grad[1] < 0 < fractions.grad[2]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"difficulty_spread": 1.5}, "difficulty_spread must be in \\[0, 1\\], got 1.5"),
+        ({"difficulty_spread": 0.4, "static_gates": True}, "static gates decide the same for every input"),
+    ],
+)
+def test_bad_difficulty_spreads_are_refused(options, message):
+    with pytest.raises(LcnetError, match=message):
+        TrainConfig(**options)

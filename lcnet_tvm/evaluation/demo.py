@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 
 from lcnet_tvm.compiler.driver import compile_model
@@ -11,6 +12,7 @@ from lcnet_tvm.compiler.options import CompileOptions
 from lcnet_tvm.evaluation.timing import in_process, measure_interleaved
 from lcnet_tvm.evaluation.verify import compare_with_eager
 from lcnet_tvm.model.checkpoint import dataset_for, resolve_model
+from lcnet_tvm.model.data import Dataset
 from lcnet_tvm.model.flops import FlopsCounter
 from lcnet_tvm.model.gates import WithGateScores
 from lcnet_tvm.model.train import evaluate, gate_statistics
@@ -64,6 +66,7 @@ def run_demo(
     result, agree = compare_with_eager(compiled, model, dataset.x_test)
     fractions = result.executed_flops / counter.dense_flops
     decided = result.decided_flops / counter.dense_flops
+    correct = result.predictions == dataset.y_test.numpy()
     latency = measure_latency(systems, model, dataset.x_test[:1], latency_iterations)
     tuning = {f"tvm-{form}": system.tuning.to_json() for form, system in systems.items()}
     return {
@@ -77,18 +80,34 @@ def run_demo(
         "kernels": compiled.tuning.kernels,
         "kernels_tuned": compiled.tuning.tuned,
         "tuning_trials": compiled.tuning.trials,
-        "accuracy": float((result.predictions == dataset.y_test.numpy()).mean()),
+        "accuracy": float(correct.mean()),
         "eager_accuracy": eager["accuracy"],
         "dense_gflops": counter.dense_flops / 1e9,
         "executed_flops_fraction": float(fractions.mean()),
         "executed_flops_fraction_range": [float(fractions.min()), float(fractions.max())],
         "decided_flops_fraction": float(decided.mean()),
         "eager_executed_flops_fraction": eager["executed_flops_fraction"],
+        "by_difficulty": split_by_difficulty(dataset, correct, fractions),
         "gates": gate_statistics(compiled.gates, result.decisions),
         **agree.to_json(),
         "latency_batch1": latency,
         "tuning": tuning,
         "tuning_database": records,
+    }
+
+
+def split_by_difficulty(dataset: Dataset, correct: np.ndarray, fractions: np.ndarray) -> dict | None:
+    """The compiled code's accuracy and mean executed FLOPs on the clean and on the hard held-out images."""
+    if dataset.test_difficulty is None:
+        return None
+    clean = dataset.test_difficulty.level.numpy() == 0
+    return {
+        name: {
+            "samples": int(subset.sum()),
+            "accuracy": float(correct[subset].mean()),
+            "executed_flops_fraction": float(fractions[subset].mean()),
+        }
+        for name, subset in (("clean", clean), ("hard", ~clean))
     }
 
 
@@ -104,6 +123,13 @@ def format_report(report: dict) -> str:
         f"{report['executed_flops_fraction']:.3f} of dense (per image {report['executed_flops_fraction_range'][0]:.3f}"
         f"..{report['executed_flops_fraction_range'][1]:.3f}); the gate decisions alone call for "
         f"{report['decided_flops_fraction']:.3f}",
+    ]
+    if report["by_difficulty"]:
+        lines.append("by image   " + "; ".join(
+            f"{name} ({split['samples']}): accuracy {split['accuracy']:.2%}, FLOPs {split['executed_flops_fraction']:.3f}"
+            for name, split in report["by_difficulty"].items()
+        ))
+    lines += [
         f"gates      over {report['samples']} images: {gates['distinct_decision_patterns']} distinct decision patterns "
         f"(blocks and channels), {gates['distinct_layer_patterns']} distinct block-skip patterns; "
         f"blocks kept {_percent(gates['layer_kept_fraction'])}, channels kept {_percent(gates['channel_kept_fraction'])}",

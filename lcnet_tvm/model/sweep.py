@@ -90,9 +90,9 @@ def _family_model(
     if family == "lc-net":
         return LCResNet(config), schedule
     if family == "static-mask":
-        return LCResNet(config), dataclasses.replace(schedule, normalised_gates=False, static_gates=True)
+        return LCResNet(config), dataclasses.replace(schedule, normalised_gates=False, difficulty_spread=0.0, static_gates=True)
     thin = config.replace(widths=thin_widths(config, fraction), layer_gates=False, channel_gates=False)
-    return LCResNet(thin), dataclasses.replace(schedule, normalised_gates=False, flops_weight=0.0)
+    return LCResNet(thin), dataclasses.replace(schedule, normalised_gates=False, difficulty_spread=0.0, flops_weight=0.0)
 
 
 def run_sweep(

@@ -93,8 +93,9 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, progress: boo
                 memory_format=torch.channels_last
             )
             logits, _, fraction = forward_with_flops(model, counter, x)
-            task_loss = F.cross_entropy(logits, dataset.y_train[index])
-            loss = task_loss + ramp * config.flops_weight * (fraction.mean() - config.target_flops).abs()
+            sample_losses = F.cross_entropy(logits, dataset.y_train[index], reduction="none")
+            task_loss = sample_losses.mean()
+            loss = task_loss + ramp * config.flops_weight * flops_penalty(fraction, sample_losses.detach(), config)
             if not torch.isfinite(loss):
                 raise LcnetError(f"training diverged in epoch {epoch + 1} (loss {loss.item()}); lower --lr")
             optimiser.zero_grad(set_to_none=True)
@@ -113,6 +114,20 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, progress: boo
     metrics["train_seconds"] = round(time.perf_counter() - started, 1)
     metrics["train_config"] = asdict(config)
     return metrics
+
+
+def flops_penalty(fraction: torch.Tensor, sample_losses: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Distance of the executed FLOPs from the target: of the batch mean, or of each sample from its own.
+
+    With ``difficulty_spread``, a sample's target rises with its loss's rank in the batch, so the gates
+    are asked to spend more on the inputs the network finds hard, and one decision pattern for every
+    input cannot meet targets that differ.
+    """
+    if not config.difficulty_spread:
+        return (fraction.mean() - config.target_flops).abs()
+    rank = sample_losses.argsort().argsort().float() / max(1, len(sample_losses) - 1)
+    targets = (config.target_flops + config.difficulty_spread * (rank - 0.5)).clamp(0.0, 1.0)
+    return (fraction - targets).abs().mean()
 
 
 @torch.no_grad()

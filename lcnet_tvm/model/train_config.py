@@ -28,6 +28,11 @@ class TrainConfig:
     #: Gates that ignore the input (their linear weights held at 0, only the bias learned): a learned
     #: static mask, the static-pruning baseline of ``train --sweep``.
     static_gates: bool = False
+    #: Per-sample FLOPs targets spread by difficulty: in each batch, the sample whose (detached) loss
+    #: ranks r in [0, 1] (0 the easiest) aims at ``target_flops + spread * (r - 0.5)``, and the penalty is
+    #: the mean distance of each sample's executed fraction from its own target. 0: one target for the
+    #: batch mean, ``|mean executed fraction - target_flops|``.
+    difficulty_spread: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -37,5 +42,9 @@ class TrainConfig:
             raise LcnetError("static gates take no input, so there is nothing to normalise; drop one of the two")
         if self.normalised_gates and self.batch_size < 2:
             raise LcnetError(f"normalised gates need batches of at least 2 samples, got batch_size {self.batch_size}")
+        if not 0.0 <= self.difficulty_spread <= 1.0:
+            raise LcnetError(f"difficulty_spread must be in [0, 1], got {self.difficulty_spread}")
+        if self.difficulty_spread and self.static_gates:
+            raise LcnetError("static gates decide the same for every input, so they cannot follow a per-sample target")
         if self.epochs < 1 or self.batch_size < 1:
             raise LcnetError(f"epochs and batch_size must be positive, got {self.epochs}, {self.batch_size}")
