@@ -39,15 +39,17 @@ def _build_and_export(mod: tvm.IRModule, target: tvm.target.Target, link, path: 
     # kill the linker this child starts too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.setpgid(0, 0)
+    failure = None
     try:
         with quiet_native_noise():
             build_candidate(mod, target).export_library(path, fcompile=link)
     except BaseException as error:  # noqa: BLE001 (reported to the parent, which decides)
-        errors.send(f"{type(error).__name__}: {error}"[:_MESSAGE_LIMIT])
-        os._exit(1)
-    # Straight out, past Python's exit handlers: they flush and finalise objects copied from a
-    # multi-threaded parent, whose locks another thread of the parent may have held at the fork.
-    os._exit(0)
+        failure = f"{type(error).__name__}: {error}"[:_MESSAGE_LIMIT]
+    if failure is not None:  # outside the handler: the error's frames (and their temporary directories) are freed
+        errors.send(failure)
+    # Straight out, past multiprocessing's epilogue (finalizers, joining threads, flushing stdio): it
+    # works on objects copied from a multi-threaded parent, whose locks another thread may have held at the fork.
+    os._exit(0 if failure is None else 1)
 
 
 @derived_object

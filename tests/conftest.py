@@ -34,15 +34,16 @@ MARKED_RUN_TIMEOUT = 3600
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """Keep each expensive fixture's tests in one pytest-xdist worker (``--dist loadgroup``), so it is set up once.
 
     Tests using a fixture of :data:`SHARED_SESSION_SETUP` form one group; tests using a module-scoped
     fixture (a compiled artifact) form their module's group; every other test goes to whichever worker is free.
-    Tests behind a marker get the longer :data:`MARKED_RUN_TIMEOUT`.
+    Tests behind a marker get the longer :data:`MARKED_RUN_TIMEOUT`, unless ``--timeout`` was given.
     """
+    marked_timeout = config.getoption("timeout") is None
     for item in items:
-        if any(item.get_closest_marker(name) for name in ("slow", "arm", "cuda")):
+        if marked_timeout and any(item.get_closest_marker(name) for name in ("slow", "arm", "cuda")):
             item.add_marker(pytest.mark.timeout(MARKED_RUN_TIMEOUT))
         fixtures = item._fixtureinfo.name2fixturedefs
         if any(name in fixtures for name in SHARED_SESSION_SETUP):

@@ -61,13 +61,13 @@ def test_ten_thousand_inferences_do_not_grow_memory(compiled):
     # Warm-up, the same work: allocator pools and caches reach their steady size. Within the first
     # 10,000 inferences RSS takes one step of about 2.7 MiB (here), which 30,000 more never repeat.
     warm_up = growth_over(10_000)
-    # A leak grows RSS in every window; a pool that grows once, or memory another thread of this test
-    # process (an xdist worker) takes meanwhile, shows in one window at most.
+    # A leak grows RSS in every window; a pool that grows once, memory another thread of this test
+    # process (an xdist worker) takes meanwhile, or memory handed back shows in one window at most.
     windows = [growth_over(10_000) for _ in range(3)]
     print(f"RSS growth over three windows of 10,000 inferences: {[f'{w / 2**20:.2f}' for w in windows]} MiB "
           f"(warm-up: {warm_up / 2**20:.2f} MiB)")
-    # A leak of even one 64-byte object per inference would show as 0.6 MiB in each window.
-    assert min(windows) < 2**20 / 2
+    # A leak of even one 64-byte object per inference would show as 0.6 MiB in each window, so in their median too.
+    assert sorted(windows)[1] < 2**20 / 2
 
 
 def unwritable_directory(tmp_path: Path) -> Path:

@@ -207,7 +207,7 @@ def test_a_mixed_checkpoint_reads_its_data_set_back(mixed):
     assert torch.equal(again.x_test, mixed.x_test) and torch.equal(again.test_difficulty.level, mixed.test_difficulty.level)
 
 
-def test_static_gates_close_under_a_strongflops_penalty(mixed):
+def test_static_gates_close_under_a_strong_flops_penalty(mixed):
     torch.manual_seed(0)
     model = LCResNet(TINY)
     config = TrainConfig(epochs=3, static_gates=True, target_flops=0.2, flops_weight=20.0, gate_lr_factor=1.0)
@@ -241,6 +241,9 @@ def test_per_sample_targets_rise_with_the_loss_and_average_to_the_target():
     static = torch.full((4,), 0.4)
     assert float(flops_penalty(static, losses, config)) == pytest.approx(0.2)
     assert float(flops_penalty(static, losses, replace(config, difficulty_spread=0.0))) == pytest.approx(0.0)
+    # Targets are clamped to [0, 1]: here the easiest aims at 0, not -0.1, and the mean target rises.
+    wide = replace(config, difficulty_spread=1.0)
+    assert float(flops_penalty(torch.tensor([0.2333, 0.9, 0.0, 0.5667]), losses, wide)) == pytest.approx(0.0, abs=1e-4)
     # The gradient asks the hardest sample for more FLOPs and the easiest for fewer.
     fractions = static.clone().requires_grad_()
     flops_penalty(fractions, losses, config).backward()
@@ -252,6 +255,7 @@ def test_per_sample_targets_rise_with_the_loss_and_average_to_the_target():
     [
         ({"difficulty_spread": 1.5}, "difficulty_spread must be in \\[0, 1\\], got 1.5"),
         ({"difficulty_spread": 0.4, "static_gates": True}, "static gates decide the same for every input"),
+        ({"difficulty_spread": 0.4, "batch_size": 1}, "need batches of at least 2, got batch_size 1"),
     ],
 )
 def test_bad_difficulty_spreads_are_refused(options, message):
