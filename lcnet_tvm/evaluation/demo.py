@@ -98,17 +98,15 @@ def run_demo(
 
 def split_by_difficulty(dataset: Dataset, correct: np.ndarray, fractions: np.ndarray) -> dict | None:
     """The compiled code's accuracy and mean executed FLOPs on the clean and on the hard held-out images."""
-    if dataset.test_difficulty is None:
-        return None
-    clean = dataset.test_difficulty.level.numpy() == 0
+    subsets = {name: mask.numpy() for name, mask in dataset.held_out_by_difficulty().items()}
     return {
         name: {
             "samples": int(subset.sum()),
             "accuracy": float(correct[subset].mean()),
             "executed_flops_fraction": float(fractions[subset].mean()),
         }
-        for name, subset in (("clean", clean), ("hard", ~clean))
-    }
+        for name, subset in subsets.items()
+    } or None
 
 
 def format_report(report: dict) -> str:

@@ -54,6 +54,13 @@ class Dataset:
     train_difficulty: Difficulty | None = None
     test_difficulty: Difficulty | None = None
 
+    def held_out_by_difficulty(self) -> dict[str, torch.Tensor]:
+        """Boolean masks over the held-out images: ``clean`` and ``hard`` (empty without recorded difficulty)."""
+        if self.test_difficulty is None:
+            return {}
+        clean = self.test_difficulty.level == 0
+        return {"clean": clean, "hard": ~clean}
+
 
 def _normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
     mean = torch.tensor(mean, dtype=torch.float32)[None, :, None, None]

@@ -89,10 +89,12 @@ def _family_model(
     schedule = dataclasses.replace(base, target_flops=fraction)
     if family == "lc-net":
         return LCResNet(config), schedule
+    # The baselines take none of LC-Net's options for input-dependent gates.
+    schedule = dataclasses.replace(schedule, normalised_gates=False, difficulty_spread=0.0)
     if family == "static-mask":
-        return LCResNet(config), dataclasses.replace(schedule, normalised_gates=False, difficulty_spread=0.0, static_gates=True)
+        return LCResNet(config), dataclasses.replace(schedule, static_gates=True)
     thin = config.replace(widths=thin_widths(config, fraction), layer_gates=False, channel_gates=False)
-    return LCResNet(thin), dataclasses.replace(schedule, normalised_gates=False, difficulty_spread=0.0, flops_weight=0.0)
+    return LCResNet(thin), dataclasses.replace(schedule, flops_weight=0.0)
 
 
 def run_sweep(

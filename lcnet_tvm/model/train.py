@@ -186,10 +186,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, counter: FlopsC
 def evaluate_by_difficulty(model: nn.Module, dataset: Dataset, counter: FlopsCounter) -> dict:
     """:func:`evaluate` on the whole held-out split and, for a mixed data set, on its clean and its hard images."""
     metrics = evaluate(model, dataset.x_test, dataset.y_test, counter)
-    if dataset.test_difficulty is not None:
-        clean = dataset.test_difficulty.level == 0
-        for name, subset in (("clean", clean), ("hard", ~clean)):
-            metrics[name] = evaluate(model, dataset.x_test[subset], dataset.y_test[subset], counter)
+    for name, subset in dataset.held_out_by_difficulty().items():
+        metrics[name] = evaluate(model, dataset.x_test[subset], dataset.y_test[subset], counter)
     return metrics
 
 
