@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lcnet_tvm.errors import LcnetError
-from lcnet_tvm.model.checkpoint import LoadedModel, dataset_for
+from lcnet_tvm.model.checkpoint import SHIPPED_CHECKPOINT, LoadedModel, dataset_for, load_checkpoint
 from lcnet_tvm.model.data import (
     CLEAN,
     CORRUPTIONS,
@@ -215,7 +215,7 @@ def test_static_gates_close_under_a_strong_flops_penalty(mixed):
     assert metrics["executed_flops_fraction"] < 0.9, metrics["executed_flops_fraction"]
 
 
-def test_the_clean_digits_are_what_the_shipped_checkpoint_was_trained_on():
+def test_the_clean_digits_are_normalised_by_their_training_images():
     dataset, recorded = load_digits_for_training(32, 3, seed=0, hard_copies=0)
     assert recorded == {"name": "digits", "seed": 0, "test_fraction": 0.2} and dataset.test_difficulty is None
     # Normalised by the statistics of the 3-channel training images (as when the checkpoint was trained).
@@ -261,3 +261,21 @@ def test_per_sample_targets_rise_with_the_loss_and_average_to_the_target():
 def test_bad_difficulty_spreads_are_refused(options, message):
     with pytest.raises(LcnetError, match=message):
         TrainConfig(**options)
+
+
+def test_the_shipped_checkpoint_varies_its_depth_per_input_and_records_its_statistics():
+    """Issue 17's held-out targets, measured in eager; the .json beside the checkpoint holds the same figures."""
+    loaded = load_checkpoint(SHIPPED_CHECKPOINT)
+    dataset = dataset_for(loaded)
+    metrics = evaluate_by_difficulty(loaded.model, dataset, FlopsCounter.from_model(loaded.model, loaded.config.input_shape))
+    clean, hard = metrics["clean"], metrics["hard"]
+    assert clean["accuracy"] >= 0.97 and clean["executed_flops_fraction"] <= 0.5, clean
+    assert hard["executed_flops_fraction"] > clean["executed_flops_fraction"]
+    assert metrics["gates"]["distinct_layer_patterns"] >= 20
+    blocks = [gate["kept_fraction"] for gate in metrics["gates"]["per_gate"] if gate["kind"] == "layer"]
+    assert sum(0.15 <= kept <= 0.85 for kept in blocks) >= 3, blocks
+    recorded = json.loads(SHIPPED_CHECKPOINT.with_suffix(".json").read_text())
+    for part in ("clean", "hard"):
+        for key in ("accuracy", "executed_flops_fraction", "samples"):
+            assert recorded[part][key] == pytest.approx(metrics[part][key]), (part, key)
+    assert recorded["gates"]["distinct_layer_patterns"] == metrics["gates"]["distinct_layer_patterns"]

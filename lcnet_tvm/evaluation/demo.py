@@ -10,7 +10,7 @@ import torch
 from lcnet_tvm.compiler.driver import compile_model
 from lcnet_tvm.compiler.options import CompileOptions
 from lcnet_tvm.evaluation.timing import in_process, measure_interleaved
-from lcnet_tvm.evaluation.verify import compare_with_eager
+from lcnet_tvm.evaluation.verify import LOGIT_TOLERANCE, ROUNDING_ALLOWANCE, compare_with_eager, eager_reference
 from lcnet_tvm.model.checkpoint import dataset_for, resolve_model
 from lcnet_tvm.model.data import Dataset
 from lcnet_tvm.model.flops import FlopsCounter
@@ -64,6 +64,7 @@ def run_demo(
     if records is None:
         warn_untuned(loaded.name, compiled.metadata.untuned_kernels)
     result, agree = compare_with_eager(compiled, model, dataset.x_test)
+    reference = eager_reference(model, [dataset.x_test.numpy()])
     fractions = result.executed_flops / counter.dense_flops
     decided = result.decided_flops / counter.dense_flops
     correct = result.predictions == dataset.y_test.numpy()
@@ -90,6 +91,8 @@ def run_demo(
         "by_difficulty": split_by_difficulty(dataset, correct, fractions),
         "gates": gate_statistics(compiled.gates, result.decisions),
         **agree.to_json(),
+        "eager_float32_rounding": reference.rounding,
+        "logits_tolerance": reference.tolerance,
         "latency_batch1": latency,
         "tuning": tuning,
         "tuning_database": records,
@@ -140,8 +143,9 @@ def format_report(report: dict) -> str:
     latency = report["latency_batch1"]
     eager_ms = latency["eager-mask"]["median_ms"]
     lines += [
-        f"agreement  ({report['gate_form']} gates) max |logit diff| {report['max_abs_error']:.2e}; gate decisions "
-        f"agree {report['gate_agreement']:.4%} ({report['threshold_ties']} ties at the threshold); predictions equal {report['prediction_agreement']:.2%}",
+        f"agreement  ({report['gate_form']} gates) max |logit diff| {report['max_abs_error']:.2e}, scaled "
+        f"{report['max_scaled_error']:.2e} ({_within(report)}); gate decisions agree {report['gate_agreement']:.4%} "
+        f"({report['threshold_ties']} ties at the threshold); predictions equal {report['prediction_agreement']:.2%}",
         f"latency    batch 1, median (p90) of {latency['eager-mask']['iterations']} runs, systems taking turns "
         f"(records: {report['tuning_database'] or 'none'}):",
     ]
@@ -151,6 +155,14 @@ def format_report(report: dict) -> str:
         for name, timing in latency.items()
     ]
     return "\n".join(lines)
+
+
+def _within(report: dict) -> str:
+    verdict = "within" if report["max_scaled_error"] <= report["logits_tolerance"] else "BEYOND"
+    return (
+        f"{verdict} the allowed {report['logits_tolerance']:.1e}: {LOGIT_TOLERANCE:.0e}, or {ROUNDING_ALLOWANCE}x eager's "
+        f"own float32 rounding {report['eager_float32_rounding']:.1e} where larger"
+    )
 
 
 def _tuning_label(summary: dict | None) -> str:
