@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--hard-copies", type=int, default=0, metavar="N",
         help="digits: add N harder-to-read copies of each image (noise, blur, shift, shrink or occlusion at "
-        "strength 1-3, recorded per image); default 0: the clean digits only, as the shipped checkpoint",
+        "strength 1-3, recorded per image); default 0: the clean digits only (the shipped checkpoint used 2)",
     )
     train.add_argument(
         "--sweep", metavar="F1,F2,...",

@@ -29,7 +29,7 @@ from .lower_channel_gates import LowerChannelGates
 from .lower_layer_gates import LowerLayerGates
 from .remove_unused_tuples import RemoveUnusedTuples
 from .serial_small_kernels import SerialSmallKernels
-from .wide_mean import legalize_mean
+from .wide_accumulation import WIDE_ACCUMULATION
 
 if TYPE_CHECKING:
     from lcnet_tvm.compiler.options import CompileOptions
@@ -118,8 +118,8 @@ def compile_pipeline(
         "kernels": [
             # Every PrimFunc after FuseTIR is one (unscheduled) kernel: a tuning task.
             *backend.library_dispatch_passes(target),
-            # Means (gate and classifier pooling) sum in float64: see wide_mean.
-            relax.transform.LegalizeOps({"relax.mean": legalize_mean}),
+            # Pooling and linear layers (gates, classifier) sum in float64: see wide_accumulation.
+            relax.transform.LegalizeOps(WIDE_ACCUMULATION),
             relax.transform.AnnotateTIROpPattern(),
             relax.transform.FoldConstant(),
             relax.transform.FuseOps(),

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from lcnet_tvm.compiler.gate_forms import channel_buckets
-from lcnet_tvm.evaluation.verify import compare_with_eager
+from lcnet_tvm.evaluation.verify import LOGIT_TOLERANCE, compare_with_eager
 from lcnet_tvm.model.flops import FlopsCounter
 
 
@@ -47,10 +47,10 @@ def expected_computed(decisions: list[np.ndarray], metadata: dict) -> list[np.nd
     return expected
 
 
-def check_against_eager(compiled, model, x: torch.Tensor, varying: bool = True):
-    """Compiled logits within 1e-4 of eager, identical decisions, honest work flags. Returns the result."""
+def check_against_eager(compiled, model, x: torch.Tensor, varying: bool = True, tolerance: float = LOGIT_TOLERANCE):
+    """Compiled logits within ``tolerance`` of eager, identical decisions, honest work flags. Returns the result."""
     result, agreement = compare_with_eager(compiled, model, x)
-    assert agreement.max_abs_error <= 1e-4, agreement
+    assert agreement.max_abs_error <= tolerance, agreement
     assert agreement.gate_agreement == 1.0, agreement
     for computed, expected in zip(result.computed, expected_computed(result.decisions, compiled.metadata)):
         np.testing.assert_array_equal(computed, expected)

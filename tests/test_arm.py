@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from lcnet_tvm import CompileOptions, compile_model, tune_model
-from lcnet_tvm.model.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint
+from lcnet_tvm.evaluation.verify import eager_reference
+from lcnet_tvm.model.checkpoint import SHIPPED_CHECKPOINT, dataset_for, load_checkpoint
 from lcnet_tvm.runtime.compiled_model import CompiledModel
 
 from .equivalence import check_against_eager
@@ -39,13 +40,16 @@ def emulated_aarch64(tmp_path_factory):
         yield devices
 
 
-def test_the_gated_model_cross_compiled_for_aarch64_runs_on_the_device_like_eager(emulated_aarch64, digits, tmp_path):
+def test_the_gated_model_cross_compiled_for_aarch64_runs_on_the_device_like_eager(emulated_aarch64, tmp_path):
     loaded = load_checkpoint(SHIPPED_CHECKPOINT)
+    x = dataset_for(loaded).x_test[:12]
+    # The shipped checkpoint magnifies float32 rounding: held to the allowance its own rounding sets (as demo and bench).
+    tolerance = eager_reference(loaded.model, [x.numpy()]).tolerance
     directory = compile_model(loaded.model, loaded.config.input_shape, CompileOptions("aarch64"), name=loaded.name).save(tmp_path / "arm")
     with CompiledModel.load(directory, emulated_aarch64.server) as compiled:
         assert compiled.metadata.target["mtriple"] == "aarch64-linux-gnu"
         assert all(gate.lowered for gate in compiled.metadata.gates)
-        check_against_eager(compiled, loaded.model, digits.x_test[:12], varying=False)  # too few for the variety check
+        check_against_eager(compiled, loaded.model, x, varying=False, tolerance=tolerance)  # too few for the variety check
 
 
 def test_a_short_tune_measures_on_the_emulated_device_and_its_records_are_applied(emulated_aarch64, tmp_path):

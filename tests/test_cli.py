@@ -28,8 +28,9 @@ def test_demo_on_the_shipped_checkpoint(tmp_path):
     report = json.loads((tmp_path / "demo.json").read_text())
     clean, hard = report["by_difficulty"]["clean"], report["by_difficulty"]["hard"]
     assert clean["accuracy"] >= 0.97 and hard["executed_flops_fraction"] > clean["executed_flops_fraction"]
-    # Decisions equal eager's, so they call for eager's FLOPs; channel buckets only add padding to them.
-    assert report["decided_flops_fraction"] == pytest.approx(report["eager_executed_flops_fraction"], abs=1e-6)
+    if report["threshold_ties"] == 0:  # decisions equal eager's, so they call for eager's FLOPs
+        assert report["decided_flops_fraction"] == pytest.approx(report["eager_executed_flops_fraction"], abs=1e-6)
+    # Channel buckets only add padding to what the decisions call for.
     assert report["executed_flops_fraction"] >= report["decided_flops_fraction"]
     assert report["max_scaled_error"] <= report["logits_tolerance"] and report["gate_agreement"] == 1.0
     assert report["gates"]["distinct_layer_patterns"] >= 20

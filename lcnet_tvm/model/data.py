@@ -90,7 +90,7 @@ def _split(count: int, test_fraction: float, seed: int) -> tuple[torch.Tensor, t
 def _as_model_input(images: torch.Tensor, train: torch.Tensor, in_channels: int) -> torch.Tensor:
     """Grey images repeated over ``in_channels`` and normalised by the statistics of the ``train`` ones."""
     images = images.repeat(1, in_channels, 1, 1)
-    # Statistics of the repeated images (not of the grey ones): the shipped checkpoint's inputs, bit for bit.
+    # Statistics of the repeated images (not of the grey ones): what every checkpoint was trained on, bit for bit.
     mean, std = images[train].mean().item(), images[train].std().item()
     return _normalise(images, (mean,) * in_channels, (std,) * in_channels)
 

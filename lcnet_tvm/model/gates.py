@@ -19,7 +19,9 @@ rounding of 0 may be kept by one and skipped by the other. Both apply the same
 rule (keep iff score > 0), and the score is continuous there: the side that
 keeps scales the unit by a score below :data:`THRESHOLD_ROUNDING`, so outputs
 agree to that order either way. Comparisons (:mod:`lcnet_tvm.evaluation.verify`) count
-such a pair as a tie, not a mismatch; logits are held to the same tolerance.
+such a pair as a tie, not a mismatch; logits are held to the same tolerance
+(:attr:`~lcnet_tvm.evaluation.verify.EagerReference.tolerance`: 1e-4, or 4x eager's own float32
+rounding where that is larger).
 
 Training uses a straight-through estimator: the forward value is the hard
 inference score (so training sees the decisions inference makes; with

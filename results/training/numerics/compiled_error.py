@@ -12,4 +12,4 @@ for form in ("mask","gated"):
     c=compile_model(m,(3,32,32),CompileOptions(gate_form=form),name=l.name)
     r=c.run(x.numpy())
     e=np.abs(r.logits-y32).max(1); e64=np.abs(r.logits-y64).max(1)
-    print(form, "vs f32 max", e.max(), "vs f64 max", e64.max(), "eager f32 vs f64", np.abs(y32-y64).max(), "worst img", e.argmax(), "level", d.test_difficulty.level[e.argmax()].item(), d.test_difficulty.corruption[e.argmax()], flush=True)
+    print(form, "vs f32 max", e.max(), "vs f64 max", e64.max(), "eager f32 vs f64", np.abs(y32-y64).max(), "worst img", e.argmax(), *(("level", d.test_difficulty.level[e.argmax()].item(), d.test_difficulty.corruption[e.argmax()]) if d.test_difficulty is not None else ()), flush=True)
