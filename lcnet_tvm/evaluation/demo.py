@@ -10,7 +10,13 @@ import torch
 from lcnet_tvm.compiler.driver import compile_model
 from lcnet_tvm.compiler.options import CompileOptions
 from lcnet_tvm.evaluation.timing import in_process, measure_interleaved
-from lcnet_tvm.evaluation.verify import LOGIT_TOLERANCE, ROUNDING_ALLOWANCE, compare_with_eager, eager_reference
+from lcnet_tvm.evaluation.verify import (
+    LOGIT_TOLERANCE,
+    ROUNDING_ALLOWANCE,
+    compare_with_eager,
+    eager_reference,
+    in_batches,
+)
 from lcnet_tvm.model.checkpoint import dataset_for, resolve_model
 from lcnet_tvm.model.data import Dataset
 from lcnet_tvm.model.flops import FlopsCounter
@@ -64,9 +70,8 @@ def run_demo(
     if records is None:
         warn_untuned(loaded.name, compiled.metadata.untuned_kernels)
     result, agree = compare_with_eager(compiled, model, dataset.x_test)
-    # Rounding is measured per batch of 256 (as eager ran them): a batch where float64 decides otherwise is left out.
-    held_out = dataset.x_test.numpy()
-    reference = eager_reference(model, [held_out[start : start + 256] for start in range(0, len(held_out), 256)])
+    # Rounding is measured per batch, as eager ran them: a batch where float64 decides otherwise is left out.
+    reference = eager_reference(model, in_batches(dataset.x_test.numpy()))
     fractions = result.executed_flops / counter.dense_flops
     decided = result.decided_flops / counter.dense_flops
     correct = result.predictions == dataset.y_test.numpy()

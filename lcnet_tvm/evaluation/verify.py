@@ -43,11 +43,20 @@ class Agreement:
         return asdict(self)
 
 
+#: Eager reference runs take the held-out images in batches of this many.
+EAGER_BATCH = 256
+
+
+def in_batches(x, size: int = EAGER_BATCH) -> list:
+    """``x`` (array or tensor) cut into consecutive batches of ``size`` samples (the last one shorter)."""
+    return [x[start : start + size] for start in range(0, len(x), size)]
+
+
 @torch.no_grad()
-def eager_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, list[np.ndarray]]:
+def eager_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = EAGER_BATCH) -> tuple[np.ndarray, list[np.ndarray]]:
     """PyTorch eager logits and gate scores, the reference every compiled result is held to."""
     wrapped = WithGateScores(model).eval()
-    parts = [[t.numpy() for t in wrapped(x[start : start + batch_size])] for start in range(0, len(x), batch_size)]
+    parts = [[t.numpy() for t in wrapped(batch)] for batch in in_batches(x, batch_size)]
     logits, *scores = (np.concatenate(chunk) for chunk in zip(*parts))
     return logits, scores
 

@@ -70,9 +70,9 @@ def test_other_reductions_are_legalized_as_by_default():
     tvm.ir.assert_structural_equal(WIDE(Plain), relax.transform.LegalizeOps()(Plain))
 
 
-def _means(mod: tvm.IRModule, x: np.ndarray) -> list[np.ndarray]:
+def _outputs(mod: tvm.IRModule, *inputs: np.ndarray) -> list[np.ndarray]:
     vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
-    outputs = vm["main"](tvm.runtime.tensor(x))
+    outputs = vm["main"](*(tvm.runtime.tensor(array) for array in inputs))
     return [out.numpy() for out in (outputs if isinstance(outputs, tvm.ir.Array) else [outputs])]
 
 
@@ -92,7 +92,7 @@ def test_every_reduction_shape_equals_the_float64_mean_rounded_to_float32(offset
     # An offset makes each term's low bits what a float32 running sum loses.
     x = (offset + np.random.default_rng(0).uniform(size=(2, 3, 32, 32))).astype("float32")
     exact = x.astype(np.float64)
-    pooled, kept, everything = _means(WIDE(Means), x)
+    pooled, kept, everything = _outputs(WIDE(Means), x)
     np.testing.assert_array_equal(pooled, exact.mean(axis=(2, 3)).astype("float32"))
     np.testing.assert_array_equal(kept, exact.mean(axis=1, keepdims=True).astype("float32"))
     np.testing.assert_array_equal(everything, np.float32(exact.mean()))
@@ -112,8 +112,8 @@ def test_the_default_legalization_loses_what_the_wide_sum_keeps():
 
     x = (1.0 + np.random.default_rng(1).uniform(size=(1, 16, 32, 32))).astype("float32")
     exact = x.astype(np.float64).mean(axis=(2, 3)).astype("float32")
-    (default,) = _means(relax.transform.LegalizeOps()(Pool), x)
-    (wide,) = _means(WIDE(Pool), x)
+    (default,) = _outputs(relax.transform.LegalizeOps()(Pool), x)
+    (wide,) = _outputs(WIDE(Pool), x)
     ulp = np.spacing(exact)
     assert np.abs(default - exact).max() > 4 * ulp.max()
     np.testing.assert_array_equal(wide, exact)
@@ -178,5 +178,5 @@ def test_a_linear_layer_with_cancelling_products_rounds_once():
     w = (1000 * rng.normal(size=(64, 16))).astype("float32")
     w[-1] = -(x[:, :-1].astype(np.float64) @ w[:-1].astype(np.float64)).mean(axis=0) / x[:, -1].mean()  # logits near 0
     exact = (x.astype(np.float64) @ w.astype(np.float64)).astype("float32")
-    vm = relax.VirtualMachine(tvm.compile(WIDE(Linear), target="llvm"), tvm.cpu())
-    np.testing.assert_array_equal(vm["main"](tvm.runtime.tensor(x), tvm.runtime.tensor(w)).numpy(), exact)
+    (result,) = _outputs(WIDE(Linear), x, w)
+    np.testing.assert_array_equal(result, exact)
