@@ -328,11 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--flops-fraction", type=float, metavar="F",
         help="tune for an operating point: shift the gates as `bench --flops-fraction F` does and spread the "
-        "budget by how often each kernel runs there on held-out inputs (default: every kernel counts as always run)",
+        "budget by the time each kernel takes there on held-out inputs, with the records the database holds "
+        "(default: by FLOPs, every kernel counting as always run)",
     )
     tune.add_argument(
         "--guided", action="store_true",
-        help="spread the budget by how often each kernel runs on held-out inputs, at the model's own gates",
+        help="spread the budget by the time each kernel takes on held-out inputs with the records the database "
+        "holds, at the model's own gates",
     )
     tune.add_argument("--rpc-timeout", type=float, default=60.0, metavar="S", help=RPC_TIMEOUT_HELP)
     tune.add_argument(

@@ -2,7 +2,7 @@
 
 :func:`tune_model` is the whole job (``lcnet-tvm tune``): lower the model to
 its kernels once, weigh each by its expected share of the runtime (or, guided,
-by how often it ran on held-out inputs), spread the trials, tune each kernel
+by the time it took on held-out inputs), spread the trials, tune each kernel
 with :func:`tune_kernels`, resuming from what the database already holds.
 """
 
@@ -31,7 +31,7 @@ from tvm.s_tir.analysis import estimate_tir_flops
 from lcnet_tvm.compiler.driver import build, lower_to_kernels
 from lcnet_tvm.compiler.options import CompileOptions
 from lcnet_tvm.errors import LcnetError
-from lcnet_tvm.runtime.instrument import count_calls
+from lcnet_tvm.runtime.instrument import observe_kernels
 
 from .builder import DEFAULT_BUILD_TIMEOUT, ForkingBuilder
 from .database import TuningDatabase, kernel_module, workload_key
@@ -67,6 +67,9 @@ class KernelTask:
     #: (a channel bucket or a gated block runs only when the gates choose it).
     calls: float
     flops: float
+    #: Milliseconds per inference its calls took, timed in place on real inputs with the records the
+    #: database held (guided tunes of a host program); None: not timed.
+    ms: float | None = None
     budget: int = 0
     done: int = 0
 
@@ -90,10 +93,11 @@ def tune_model(
 
     The budget of ``trials`` measured candidates is spread over the kernels by
     expected runtime share (calls x FLOPs, at least one trial each); re-running
-    with the same database resumes. With ``guide_inputs`` the calls are those
-    observed running an untuned build on them (the same lowering the tasks
-    come from), so the channel buckets and blocks the gates really choose get
-    the trials; without, every kernel counts as always running. Candidates are
+    with the same database resumes. With ``guide_inputs`` the share is the time
+    each kernel took running a build on them with the records the database
+    holds (the same lowering the tasks come from): the channel buckets and
+    blocks the gates really choose get the trials, and among them the kernels
+    whose records are still slow; without, every kernel counts as always running. Candidates are
     measured on this machine, or through the RPC tracker ``remote``; each is built
     in a child process stopped after ``build_timeout`` seconds. With ``seed``, a
     kernel's search starts from the refitted best schedules of tuned kernels of
@@ -110,7 +114,8 @@ def tune_model(
     if guide_inputs is None:
         tasks = kernel_tasks(lower_to_kernels(model, input_shape, options), target)
     else:
-        tasks = guided_tasks(model, input_shape, options, guide_inputs)
+        records = options.database if database.trials_by_workload() else None
+        tasks = guided_tasks(model, input_shape, options.replace(database=records), guide_inputs)
     spread_budget(tasks, trials)
     logger.info("tuning %d kernels for %s with %d trials", len(tasks), options.target.name, trials)
     return tune_kernels(tasks, target, options.target.device_type, database, runner, builder, show_progress, seed)
@@ -119,30 +124,37 @@ def tune_model(
 def guided_tasks(
     model: nn.Module, input_shape: tuple[int, int, int], options: CompileOptions, inputs: torch.Tensor
 ) -> list[KernelTask]:
-    """The tuning tasks of ``model``, each with the calls per inference observed running an untuned build of
-    it on ``inputs`` (whole batches): a channel bucket or gated block runs only when the gates choose it."""
+    """The tuning tasks of ``model``, each with its calls per inference and, on a host program, their time,
+    observed running a build of it (with ``options.database``'s records, if any) on ``inputs`` (whole
+    batches): a channel bucket or gated block runs only when the gates choose it, and a kernel whose
+    record is slow takes the time it takes."""
     batch = options.batch_size
     if len(inputs) < batch:
         raise LcnetError(f"guiding the tuning budget needs at least one batch of {batch} inputs, got {len(inputs)}")
     batches = [inputs[start : start + batch].numpy() for start in range(0, len(inputs) - batch + 1, batch)]
-    untuned = build(model, input_shape, options.replace(database=None, timed=True))
-    kernels = untuned.phases.kernels
-    calls = _calls_by_workload(kernels, count_calls(untuned.compiled, batches))
+    guide = build(model, input_shape, options.replace(timed=True))
+    kernels = guide.phases.kernels
+    observed = observe_kernels(guide.compiled, batches)
+    calls = _by_workload(kernels, {name: use.calls for name, use in observed.items()})
+    timed = all(use.ms is not None for use in observed.values())
+    times = _by_workload(kernels, {name: use.ms for name, use in observed.items()}) if timed else {}
+    if not any(calls.values()):
+        raise LcnetError("no kernel of the build was seen to run on the guide inputs; report this as a bug")
     tasks = kernel_tasks(kernels, options.tvm_target)
     for task in tasks:
-        task.calls = calls.get(workload_key(task.mod), 0.0)
+        key = workload_key(task.mod)
+        task.calls = calls.get(key, 0.0)
+        task.ms = times.get(key, 0.0) if timed else None
     return tasks
 
 
-def _calls_by_workload(kernels: tvm.IRModule, calls: dict[str, float]) -> dict[int, float]:
-    """Observed calls per inference (by kernel name) summed over the kernels MetaSchedule tunes as one workload."""
+def _by_workload(kernels: tvm.IRModule, per_kernel: dict[str, float]) -> dict[int, float]:
+    """A per-kernel-name figure summed over the kernels MetaSchedule tunes as one workload."""
     by_workload: dict[int, float] = {}
     for gv, func in kernels.functions_items():
         if isinstance(func, tvm.tirx.PrimFunc):
             key = workload_key(kernel_module(func))
-            by_workload[key] = by_workload.get(key, 0.0) + calls.get(gv.name_hint, 0.0)
-    if not any(by_workload.values()):
-        raise LcnetError("no kernel of the build was seen to run on the guide inputs; report this as a bug")
+            by_workload[key] = by_workload.get(key, 0.0) + per_kernel.get(gv.name_hint, 0.0)
     return by_workload
 
 
@@ -156,7 +168,8 @@ def kernel_tasks(kernels: tvm.IRModule, target: tvm.target.Target) -> list[Kerne
 
 
 def spread_budget(tasks: list[KernelTask], trials: int) -> None:
-    """Give each task a budget proportional to its expected runtime share (calls x FLOPs), at least 1.
+    """Give each task a budget proportional to its expected runtime share, at least 1: its time where every
+    task was timed (a guided tune), else calls x FLOPs.
 
     Every kernel gets a trial, also one never seen to run: an input may still choose it.
 
@@ -166,7 +179,8 @@ def spread_budget(tasks: list[KernelTask], trials: int) -> None:
         raise LcnetError(
             f"a budget of {trials} trials cannot tune the model's {len(tasks)} kernels; give at least {len(tasks)}"
         )
-    work = [task.calls * task.flops for task in tasks]
+    timed = all(task.ms is not None for task in tasks)
+    work = [task.ms if timed else task.calls * task.flops for task in tasks]
     spare = trials - len(tasks)
     exact = [spare * w / (sum(work) or 1.0) for w in work]
     budgets = [1 + math.floor(e) for e in exact]

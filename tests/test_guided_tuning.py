@@ -1,10 +1,13 @@
-"""Guided tuning budgets: kernels get trials by how often they run on real inputs, not by call sites."""
+"""Guided tuning budgets: kernels get trials by the time they take on real inputs, not by call sites."""
+
+import shutil
 
 import pytest
 import torch
-from lcnet_tvm.schedules.tune import guided_tasks, spread_budget
+from lcnet_tvm.schedules import tune
+from lcnet_tvm.schedules.tune import KernelTask, guided_tasks, spread_budget
 
-from lcnet_tvm import CompileOptions, LcnetError
+from lcnet_tvm import CompileOptions, LcnetError, tune_model
 from lcnet_tvm.model.gates import find_gates
 
 from .tiny import BUCKETS, SHAPE, tiny_model
@@ -47,6 +50,44 @@ def test_the_guided_budget_goes_to_kernels_that_run():
     assert sum(task.budget for task in busy) == 200 - len(idle)
 
 
+def test_guided_tasks_carry_the_time_their_kernels_took():
+    calls, tasks = observed_task_calls(-30.0)
+    assert all(task.ms is not None and task.ms >= 0 for task in tasks)
+    assert all(task.ms > 0 for task in tasks if calls[task.name] > 0)
+    assert all(task.ms == 0 for task in tasks if calls[task.name] == 0)
+
+
+def test_a_timed_budget_follows_time_not_flops():
+    """Two kernels of equal calls x FLOPs: the one whose calls took 9x longer gets 9x the spare trials."""
+    tasks = [KernelTask(name, None, calls=1.0, flops=1e6, ms=ms) for name, ms in (("slow", 0.9), ("fast", 0.1))]
+    spread_budget(tasks, 102)
+    assert [task.budget for task in tasks] == [1 + 90, 1 + 10]
+    untimed = [KernelTask(name, None, calls=1.0, flops=1e6) for name in ("a", "b")]
+    spread_budget(untimed, 102)
+    assert [task.budget for task in untimed] == [51, 51]
+
+
 def test_guiding_needs_a_whole_batch():
     with pytest.raises(LcnetError, match="at least one batch of 4 inputs, got 2"):
         guided_tasks(tiny_model(), SHAPE, CompileOptions(batch_size=4, channel_buckets=BUCKETS), INPUTS[:2])
+
+
+class _Planned(Exception):
+    """Stops a tune once it has asked for its guided tasks."""
+
+
+def test_a_guided_tune_times_its_kernels_with_the_records_it_resumes(tuned, tmp_path, monkeypatch):
+    model, directory, _ = tuned
+    resumed, fresh = tmp_path / "resumed", tmp_path / "fresh"
+    shutil.copytree(directory, resumed)
+    records_applied = []
+
+    def planned(_model, _shape, options, _inputs):
+        records_applied.append(options.database)
+        raise _Planned
+
+    monkeypatch.setattr(tune, "guided_tasks", planned)
+    for database in (resumed, fresh):
+        with pytest.raises(_Planned):
+            tune_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=database), 100, guide_inputs=INPUTS)
+    assert records_applied == [resumed, None]  # a database without records yet: the kernels run untuned

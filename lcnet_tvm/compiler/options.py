@@ -28,7 +28,7 @@ class CompileOptions:
     calls the kernels directly (:mod:`lcnet_tvm.passes.host_program`; ``None``:
     where the target can, which is every CPU target). ``timed``: a host program
     also gets its twin that counts and times each kernel's calls, which
-    :func:`~lcnet_tvm.runtime.instrument.count_calls` and
+    :func:`~lcnet_tvm.runtime.instrument.observe_kernels` and
     :func:`~lcnet_tvm.runtime.instrument.profile_kernels` need (it makes LLVM
     take about a quarter longer; the VM counts calls without it). Invalid values
     raise :class:`~lcnet_tvm.errors.LcnetError` naming the value.

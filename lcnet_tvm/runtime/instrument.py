@@ -7,8 +7,8 @@ VM runs call by call is watched through the VM's call
 instrument, which sees kernels (compiled TensorIR), builtins (allocation,
 shape checks, tuples, branch conditions) and Relax functions (branch
 functions ``gate{i}_branch`` / ``_channels{b}`` / ``_skipped``).
-:func:`count_calls` says how often each kernel runs on real inputs (the
-tuning budget follows it); :func:`profile_kernels` says where an inference's
+:func:`observe_kernels` says how often each kernel runs on real inputs and how
+long it takes there (the tuning budget follows it); :func:`profile_kernels` says where an inference's
 time goes (``bench --profile``).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import tvm
@@ -44,6 +45,8 @@ _RELAX_FUNCTION_CALLS = "Relax function calls (branch and bucket functions)"
 _HOST_PROGRAM_CALLS = "host program calls"
 #: Turns plain and timed inferences take in a profile.
 _TURNS = 5
+#: observe_kernels times passes over its batches for this long, at most this many.
+OBSERVE_SECONDS, OBSERVE_PASSES = 2.0, 9
 
 
 class _Runner:
@@ -95,14 +98,33 @@ class _Runner:
         return recorder
 
 
-def count_calls(compiled: CompiledModel, batches: Sequence[np.ndarray]) -> dict[str, float]:
-    """Mean calls per inference of each kernel (and, through the VM, of each VM symbol), one inference per batch."""
+@dataclass(frozen=True)
+class KernelUse:
+    """How a kernel ran in :func:`observe_kernels`: calls per inference, and their milliseconds per inference
+    timed in place (``None`` through the Relax VM, which only counts)."""
+
+    calls: float
+    ms: float | None
+
+
+def observe_kernels(compiled: CompiledModel, batches: Sequence[np.ndarray]) -> dict[str, KernelUse]:
+    """Each kernel's (and, through the VM, each VM symbol's) use per inference, one inference per batch.
+
+    A host program's twin times the kernels in place, in passes over the
+    batches until :data:`OBSERVE_SECONDS` have gone by (at most
+    :data:`OBSERVE_PASSES`); each kernel's time is its median over the passes,
+    which leaves out the first (code paged in, the thread pool started) and a
+    pass a busy machine slowed.
+    """
     runner = _Runner(compiled, batches)
-    if runner.timed is not None:
-        _, per_kernel = runner.run_timed(len(batches))
-        return dict(zip(runner.timed_kernels, per_kernel[:, 0].tolist()))
-    recorder = runner.record(keep_arguments=False)
-    return {symbol: count / len(batches) for symbol, count in recorder.calls.items()}
+    if runner.timed is None:
+        recorder = runner.record(keep_arguments=False)
+        return {symbol: KernelUse(count / len(batches), None) for symbol, count in recorder.calls.items()}
+    passes, started = [], time.perf_counter()
+    while not passes or len(passes) < OBSERVE_PASSES and time.perf_counter() - started < OBSERVE_SECONDS:
+        passes.append(runner.run_timed(len(batches))[1])
+    per_kernel = np.median(passes, axis=0)
+    return {name: KernelUse(calls, ms) for name, (calls, ms) in zip(runner.timed_kernels, per_kernel.tolist())}
 
 
 class _Recorder:
