@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--flops-fraction", type=float, metavar="F",
         help="tune for an operating point: shift the gates as `bench --flops-fraction F` does and spread the "
         "budget by the time each kernel takes there on held-out inputs, with the records the database holds "
-        "(default: by FLOPs, every kernel counting as always run)",
+        "(default: by calls x FLOPs, every kernel counting as always run)",
     )
     tune.add_argument(
         "--guided", action="store_true",

@@ -97,7 +97,11 @@ def tune_model(
     each kernel took running a build on them with the records the database
     holds (the same lowering the tasks come from): the channel buckets and
     blocks the gates really choose get the trials, and among them the kernels
-    whose records are still slow; without, every kernel counts as always running. Candidates are
+    whose records are still slow (measuring through ``remote``, whose kernels
+    may run at another pace than this machine's, the observed calls x FLOPs);
+    without, every kernel counts as always running. A guided tune run again is
+    re-planned by what the records now achieve: a kernel whose share is below
+    its trials so far gets none. Candidates are
     measured on this machine, or through the RPC tracker ``remote``; each is built
     in a child process stopped after ``build_timeout`` seconds. With ``seed``, a
     kernel's search starts from the refitted best schedules of tuned kernels of
@@ -115,19 +119,25 @@ def tune_model(
         tasks = kernel_tasks(lower_to_kernels(model, input_shape, options), target)
     else:
         records = options.database if database.trials_by_workload() else None
-        tasks = guided_tasks(model, input_shape, options.replace(database=records), guide_inputs)
+        tasks = guided_tasks(
+            model, input_shape, options.replace(database=records), guide_inputs, time_kernels=remote is None
+        )
     spread_budget(tasks, trials)
     logger.info("tuning %d kernels for %s with %d trials", len(tasks), options.target.name, trials)
     return tune_kernels(tasks, target, options.target.device_type, database, runner, builder, show_progress, seed)
 
 
 def guided_tasks(
-    model: nn.Module, input_shape: tuple[int, int, int], options: CompileOptions, inputs: torch.Tensor
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    options: CompileOptions,
+    inputs: torch.Tensor,
+    time_kernels: bool = True,
 ) -> list[KernelTask]:
-    """The tuning tasks of ``model``, each with its calls per inference and, on a host program, their time,
-    observed running a build of it (with ``options.database``'s records, if any) on ``inputs`` (whole
-    batches): a channel bucket or gated block runs only when the gates choose it, and a kernel whose
-    record is slow takes the time it takes."""
+    """The tuning tasks of ``model``, each with its calls per inference and (``time_kernels``, on a host
+    program) their time, observed running a build of it (with ``options.database``'s records, if any) on
+    ``inputs`` (whole batches): a channel bucket or gated block runs only when the gates choose it, and a
+    kernel whose record is slow takes the time it takes."""
     batch = options.batch_size
     if len(inputs) < batch:
         raise LcnetError(f"guiding the tuning budget needs at least one batch of {batch} inputs, got {len(inputs)}")
@@ -136,7 +146,7 @@ def guided_tasks(
     kernels = guide.phases.kernels
     observed = observe_kernels(guide.compiled, batches)
     calls = _by_workload(kernels, {name: use.calls for name, use in observed.items()})
-    timed = all(use.ms is not None for use in observed.values())
+    timed = time_kernels and all(use.ms is not None for use in observed.values())
     times = _by_workload(kernels, {name: use.ms for name, use in observed.items()}) if timed else {}
     if not any(calls.values()):
         raise LcnetError("no kernel of the build was seen to run on the guide inputs; report this as a bug")
@@ -180,6 +190,8 @@ def spread_budget(tasks: list[KernelTask], trials: int) -> None:
             f"a budget of {trials} trials cannot tune the model's {len(tasks)} kernels; give at least {len(tasks)}"
         )
     timed = all(task.ms is not None for task in tasks)
+    if not timed and any(task.ms is not None for task in tasks):
+        raise ValueError("some tasks are timed and some are not: their shares would be in different units")
     work = [task.ms if timed else task.calls * task.flops for task in tasks]
     spare = trials - len(tasks)
     exact = [spare * w / (sum(work) or 1.0) for w in work]

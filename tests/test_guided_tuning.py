@@ -8,6 +8,7 @@ from lcnet_tvm.schedules import tune
 from lcnet_tvm.schedules.tune import KernelTask, guided_tasks, spread_budget
 
 from lcnet_tvm import CompileOptions, LcnetError, tune_model
+from lcnet_tvm.compiler.driver import build
 from lcnet_tvm.model.gates import find_gates
 
 from .tiny import BUCKETS, SHAPE, tiny_model
@@ -15,7 +16,7 @@ from .tiny import BUCKETS, SHAPE, tiny_model
 INPUTS = torch.randn(6, *SHAPE, generator=torch.Generator().manual_seed(4))
 
 
-def observed_task_calls(gate_bias: float) -> dict[str, float]:
+def observed_task_calls(gate_bias: float) -> tuple[dict[str, float], list[KernelTask]]:
     """Observed calls per inference of each tuning task, with every gate's bias set to ``gate_bias``."""
     model = tiny_model()
     with torch.no_grad():
@@ -39,9 +40,9 @@ def test_kernels_the_gates_never_choose_are_seen_not_to_run():
 
 
 def test_the_guided_budget_goes_to_kernels_that_run():
-    calls, tasks = observed_task_calls(-30.0)
+    _, tasks = observed_task_calls(-30.0)
     for task in tasks:
-        task.calls = calls[task.name]
+        task.ms = None  # by calls x FLOPs
     spread_budget(tasks, 200)
     idle = [task for task in tasks if task.calls == 0]
     busy = [task for task in tasks if task.calls > 0]
@@ -55,6 +56,9 @@ def test_guided_tasks_carry_the_time_their_kernels_took():
     assert all(task.ms is not None and task.ms >= 0 for task in tasks)
     assert all(task.ms > 0 for task in tasks if calls[task.name] > 0)
     assert all(task.ms == 0 for task in tasks if calls[task.name] == 0)
+    # Candidates measured elsewhere (RPC): this machine's pace says nothing, the budget goes by calls x FLOPs.
+    untimed = guided_tasks(tiny_model(), SHAPE, CompileOptions(channel_buckets=BUCKETS), INPUTS, time_kernels=False)
+    assert all(task.ms is None for task in untimed)
 
 
 def test_a_timed_budget_follows_time_not_flops():
@@ -73,21 +77,28 @@ def test_guiding_needs_a_whole_batch():
 
 
 class _Planned(Exception):
-    """Stops a tune once it has asked for its guided tasks."""
+    """Stops a tune once its guide build is made."""
 
 
 def test_a_guided_tune_times_its_kernels_with_the_records_it_resumes(tuned, tmp_path, monkeypatch):
     model, directory, _ = tuned
     resumed, fresh = tmp_path / "resumed", tmp_path / "fresh"
     shutil.copytree(directory, resumed)
-    records_applied = []
+    tuned_kernels = []
 
-    def planned(_model, _shape, options, _inputs):
-        records_applied.append(options.database)
+    def guide_build(*args, **kwargs):
+        built = build(*args, **kwargs)
+        tuned_kernels.append(built.compiled.tuning.tuned)
         raise _Planned
 
-    monkeypatch.setattr(tune, "guided_tasks", planned)
+    monkeypatch.setattr(tune, "build", guide_build)
     for database in (resumed, fresh):
         with pytest.raises(_Planned):
             tune_model(model, SHAPE, CompileOptions(channel_buckets=BUCKETS, database=database), 100, guide_inputs=INPUTS)
-    assert records_applied == [resumed, None]  # a database without records yet: the kernels run untuned
+    assert tuned_kernels[0] > 0 and tuned_kernels[1] == 0  # a database without records: every kernel runs untuned
+
+
+def test_budgets_in_mixed_units_are_refused():
+    tasks = [KernelTask("timed", None, calls=1.0, flops=1e6, ms=0.5), KernelTask("untimed", None, calls=1.0, flops=1e6)]
+    with pytest.raises(ValueError, match="different units"):
+        spread_budget(tasks, 10)

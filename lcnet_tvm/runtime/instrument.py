@@ -112,16 +112,17 @@ def observe_kernels(compiled: CompiledModel, batches: Sequence[np.ndarray]) -> d
 
     A host program's twin times the kernels in place, in passes over the
     batches until :data:`OBSERVE_SECONDS` have gone by (at most
-    :data:`OBSERVE_PASSES`); each kernel's time is its median over the passes,
-    which leaves out the first (code paged in, the thread pool started) and a
-    pass a busy machine slowed.
+    :data:`OBSERVE_PASSES`); each kernel's time is its median over the passes:
+    from three passes on, that leaves out the first (code paged in, the thread
+    pool started) and a pass a busy machine slowed. A model whose pass takes
+    longer than that is timed in one pass.
     """
     runner = _Runner(compiled, batches)
     if runner.timed is None:
         recorder = runner.record(keep_arguments=False)
         return {symbol: KernelUse(count / len(batches), None) for symbol, count in recorder.calls.items()}
     passes, started = [], time.perf_counter()
-    while not passes or len(passes) < OBSERVE_PASSES and time.perf_counter() - started < OBSERVE_SECONDS:
+    while not passes or (len(passes) < OBSERVE_PASSES and time.perf_counter() - started < OBSERVE_SECONDS):
         passes.append(runner.run_timed(len(batches))[1])
     per_kernel = np.median(passes, axis=0)
     return {name: KernelUse(calls, ms) for name, (calls, ms) in zip(runner.timed_kernels, per_kernel.tolist())}
