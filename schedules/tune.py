@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
@@ -118,7 +119,7 @@ def tune_model(
     if guide_inputs is None:
         tasks = kernel_tasks(lower_to_kernels(model, input_shape, options), target)
     else:
-        records = options.database if database.trials_by_workload() else None
+        records = options.database if len(database.database) else None
         tasks = guided_tasks(
             model, input_shape, options.replace(database=records), guide_inputs, time_kernels=remote is None
         )
@@ -145,9 +146,15 @@ def guided_tasks(
     guide = build(model, input_shape, options.replace(timed=True))
     kernels = guide.phases.kernels
     observed = observe_kernels(guide.compiled, batches)
-    calls = _by_workload(kernels, {name: use.calls for name, use in observed.items()})
     timed = time_kernels and all(use.ms is not None for use in observed.values())
-    times = _by_workload(kernels, {name: use.ms for name, use in observed.items()}) if timed else {}
+    # Summed over the kernels MetaSchedule tunes as one workload.
+    calls: dict[int, float] = defaultdict(float)
+    times: dict[int, float] = defaultdict(float)
+    for gv, func in kernels.functions_items():
+        if isinstance(func, tvm.tirx.PrimFunc) and gv.name_hint in observed:
+            key, use = workload_key(kernel_module(func)), observed[gv.name_hint]
+            calls[key] += use.calls
+            times[key] += use.ms if timed else 0.0
     if not any(calls.values()):
         raise LcnetError("no kernel of the build was seen to run on the guide inputs; report this as a bug")
     tasks = kernel_tasks(kernels, options.tvm_target)
@@ -156,16 +163,6 @@ def guided_tasks(
         task.calls = calls.get(key, 0.0)
         task.ms = times.get(key, 0.0) if timed else None
     return tasks
-
-
-def _by_workload(kernels: tvm.IRModule, per_kernel: dict[str, float]) -> dict[int, float]:
-    """A per-kernel-name figure summed over the kernels MetaSchedule tunes as one workload."""
-    by_workload: dict[int, float] = {}
-    for gv, func in kernels.functions_items():
-        if isinstance(func, tvm.tirx.PrimFunc):
-            key = workload_key(kernel_module(func))
-            by_workload[key] = by_workload.get(key, 0.0) + per_kernel.get(gv.name_hint, 0.0)
-    return by_workload
 
 
 def kernel_tasks(kernels: tvm.IRModule, target: tvm.target.Target) -> list[KernelTask]:
