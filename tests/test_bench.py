@@ -14,7 +14,14 @@ import torch
 
 from lcnet_tvm.errors import LcnetError
 from lcnet_tvm.evaluation import bench as bench_module
-from lcnet_tvm.evaluation.bench import BenchOptions, check_logits, format_bench, plot_bench, run_bench
+from lcnet_tvm.evaluation.bench import (
+    COMPILE_CANDIDATES,
+    BenchOptions,
+    check_logits,
+    format_bench,
+    plot_bench,
+    run_bench,
+)
 from lcnet_tvm.evaluation.calibrate import calibrate_gates, calibration_inputs, decided_fraction
 from lcnet_tvm.evaluation.eager_skip import SkippingResNet
 from lcnet_tvm.evaluation.peers import unavailable
@@ -97,6 +104,7 @@ def test_bench_measures_every_system_at_every_operating_point(tuned, tmp_path):
         # Buckets round kept channels up: the compiled gated model runs at least what eager-skip runs.
         assert systems["eager-skip"]["executed_gflops"] <= systems["tvm-gated"]["executed_gflops"] * (1 + 1e-6)
         compiled_torch = systems["torch-compile"]
+        assert compiled_torch["compiled_from"] in COMPILE_CANDIDATES
         assert compiled_torch["executed_gflops"] == systems[compiled_torch["compiled_from"]]["executed_gflops"]
         assert compiled_torch["graphs"] == compiled_torch["graph_breaks"] + 1
         for name in TVM_FORMS:  # records are for batch 1: batch-2 kernels partly share their shapes
