@@ -17,6 +17,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import tvm
 from tvm import relax
 from tvm.ir.expr import Constant
@@ -32,6 +33,11 @@ logger = logging.getLogger(__name__)
 HOST_PROGRAM = "host_program"
 TIMED = "_timed"
 TIMED_KERNELS = "lcnet_tvm.timed_kernels"
+#: Attribute of ``main`` (and its timed twin) when the host program writes all of ``main``'s results,
+#: float32 tensors, into one: per result, in the order ``main`` returned them before, ``[offset, *shape]``
+#: (the offset in elements, a multiple of :data:`_ALIGNMENT` bytes). One output instead of one per
+#: result (a gated ResNet-20 has 37): the VM allocates one tensor per call, the caller converts one.
+PACKED_RESULTS = "lcnet_tvm.packed_results"
 #: ``clock_gettime``'s monotonic clock on Linux (x86-64 and aarch64): the clock ``time.perf_counter`` reads.
 _CLOCK_MONOTONIC = 1
 
@@ -84,7 +90,9 @@ class LowerToHostProgram:
         for timed, function in programs.items():
             suffix = TIMED if timed else ""
             clock = program.clock_type if timed else None
-            caller = _calling_main(main, builder.add_func(function, HOST_PROGRAM + suffix), list(program.constants), clock)
+            caller = _calling_main(
+                main, builder.add_func(function, HOST_PROGRAM + suffix), list(program.constants), clock, program.packed
+            )
             if suffix and main.attrs is not None and "global_symbol" in main.attrs:
                 caller = caller.with_attr("global_symbol", "main" + suffix)
             callers["main" + suffix] = caller
@@ -92,6 +100,19 @@ class LowerToHostProgram:
         for name, caller in callers.items():
             result[name] = caller
         return relax.transform.Normalize()(result)
+
+
+def packed_results(mod: tvm.IRModule) -> list[list[int]]:
+    """``main``'s :data:`PACKED_RESULTS` layout (empty: ``main`` returns its results as they are)."""
+    main = mod["main"]
+    if main.attrs is None or PACKED_RESULTS not in main.attrs:
+        return []
+    return [[int(extent) for extent in result] for result in main.attrs[PACKED_RESULTS]]
+
+
+def unpacked(results: np.ndarray, layout: list[list[int]]) -> list[np.ndarray]:
+    """Views of the results in the one tensor a packed ``main`` returned, as ``main`` returned them before."""
+    return [results[offset : offset + math.prod(shape)].reshape(shape) for offset, *shape in layout]
 
 
 def has_host_program(mod: tvm.IRModule) -> bool:
@@ -114,11 +135,21 @@ def _leaves(ty) -> list[relax.TensorType]:
 
 
 def _calling_main(
-    main: relax.Function, program: tvm.ir.GlobalVar, constants: list[Constant], clock: relax.TensorType | None
+    main: relax.Function,
+    program: tvm.ir.GlobalVar,
+    constants: list[Constant],
+    clock: relax.TensorType | None,
+    packed: list[list[int]] | None,
 ) -> relax.Function:
-    """``main`` as one call of ``program``, its results regrouped as ``main`` returns them; given a
-    ``clock`` (the timed twin's last output), ``(main's result, clock)``."""
-    leaves = _leaves(main.ret_ty) + ([clock] if clock is not None else [])
+    """``main`` as one call of ``program``, its results regrouped as ``main`` returns them (``packed``: the
+    one tensor holding them all, laid out as :data:`PACKED_RESULTS` says); given a ``clock`` (the timed
+    twin's last output), ``(main's result, clock)``."""
+    results_ty = main.ret_ty
+    leaves = _leaves(main.ret_ty)
+    if packed is not None:
+        results_ty = relax.TensorType((_packed_elements(packed),), "float32")
+        leaves = [results_ty]
+    leaves += [clock] if clock is not None else []
     single = len(leaves) == 1  # call_tir returns a tensor, not a tuple of one
     results = relax.Var("results", leaves[0] if single else relax.TupleType(leaves))
     position = iter(range(len(leaves)))
@@ -130,10 +161,17 @@ def _calling_main(
 
     params = [relax.Var(param.name, param.ty) for param in main.params]
     call = relax.op.call_tir(program, relax.Tuple([*params, *constants]), leaves[0] if single else leaves)
-    ret_ty = main.ret_ty if clock is None else relax.TupleType([main.ret_ty, clock])
+    ret_ty = results_ty if clock is None else relax.TupleType([results_ty, clock])
     returned = regroup(ret_ty)
     body = relax.SeqExpr([relax.BindingBlock([relax.VarBinding(results, call)])], returned)
-    return relax.Function(params, body, ret_ty, is_pure=True, attrs=main.attrs)
+    caller = relax.Function(params, body, ret_ty, is_pure=True, attrs=main.attrs)
+    return caller if packed is None else caller.with_attr(PACKED_RESULTS, packed)
+
+
+def _packed_elements(packed: list[list[int]]) -> int:
+    """Elements of the tensor that holds results laid out as ``packed`` says."""
+    offset, *shape = packed[-1]
+    return offset + math.prod(shape)
 
 
 def _shape(ty: relax.TensorType) -> tuple[int, ...]:
@@ -207,20 +245,39 @@ class _HostProgram:
         self._body(main.body, env, _regrouped(self.outputs, main.ret_ty))
         self.places, self.workspace_bytes = _plan({name: _bytes(self.types[name]) for name in self.live}, self.live)
 
+    @property
+    def packed(self) -> list[list[int]] | None:
+        """Where each of ``main``'s results goes in the one tensor that holds them (see :data:`PACKED_RESULTS`);
+        ``None`` where they are not all float32."""
+        if not self.outputs or any(str(self.types[name].dtype) != "float32" for name in self.outputs):
+            return None
+        layout, offset = [], 0
+        for name in self.outputs:
+            shape = list(_shape(self.types[name]))
+            layout.append([offset, *shape])
+            offset += -(-math.prod(shape) * 4 // _ALIGNMENT) * _ALIGNMENT // 4
+        return layout
+
     def build(self, timed: bool) -> tvm.tirx.PrimFunc:
         """The PrimFunc; ``timed``: its twin that also counts and times each kernel's calls (see :data:`TIMED`)."""
         with IRBuilder() as builder, T.prim_func(is_private=True):
             T.func_name(HOST_PROGRAM + (TIMED if timed else ""))
+            packed = self.packed
+            results = self.outputs if packed is None else ()
             buffers = {
                 name: T.arg(name, T.Buffer(_shape(self.types[name]), str(self.types[name].dtype)))
-                for name in (*self.inputs, *self.constants.values(), *self.outputs)
+                for name in (*self.inputs, *self.constants.values(), *results)
             }
+            if packed is not None:
+                data = T.arg("results", T.Buffer((_packed_elements(packed),), "float32")).data
             clock = T.arg("clock", T.Buffer(_shape(self.clock_type), "int64")) if timed else None
             if timed:
                 T.func_attr({TIMED_KERNELS: list(self.kernels)})
             # Past the stack's limit, so that it comes from the (64-byte aligned) workspace pool.
             size = self.workspace_bytes
             workspace = T.alloc_buffer((max(size, _MAX_STACK_BYTES + 1),), "uint8") if size else None
+            for name, (offset, *shape) in zip(self.outputs, packed or ()):
+                buffers[name] = T.decl_buffer(shape, "float32", data=T.Bind(T.handle_add_byte_offset(data, 4 * offset)))
             _Builder(self.types, buffers, workspace, self.places, _Clock(clock, self.kernels) if timed else None).run(
                 self.program
             )

@@ -16,7 +16,7 @@ from lcnet_tvm.model.flops import FlopsCounter
 from lcnet_tvm.model.gates import without_gates
 from lcnet_tvm.passes.executed_work import lowered_gates
 from lcnet_tvm.passes.gate_regions import find_gate_regions
-from lcnet_tvm.passes.host_program import has_host_program, timed_kernels
+from lcnet_tvm.passes.host_program import has_host_program, packed_results, timed_kernels
 from lcnet_tvm.passes.pipeline import PhaseOutputs, compile_pipeline
 from lcnet_tvm.runtime.artifact import ArtifactMetadata, GateRecord, KernelRecord
 from lcnet_tvm.runtime.compiled_model import CompiledModel
@@ -111,6 +111,7 @@ def build(
         source=source,
         host_program=has_host_program(phases.finalize),
         timed_kernels=timed_kernels(phases.finalize),
+        packed_results=packed_results(phases.finalize),
     )
     return Build(CompiledModel(executable, metadata), phases)
 

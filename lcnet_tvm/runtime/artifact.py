@@ -117,6 +117,9 @@ class ArtifactMetadata:
     #: The kernels ``main_timed`` counts and times, in the order of its clock; empty: no host program
     #: (see :mod:`lcnet_tvm.passes.host_program`).
     timed_kernels: list[str] = field(default_factory=list)
+    #: Where ``main``'s results lie in the one tensor it returns, ``[offset, *shape]`` each; empty: it
+    #: returns them as they are (see :data:`lcnet_tvm.passes.host_program.PACKED_RESULTS`).
+    packed_results: list[list[int]] = field(default_factory=list)
     #: Set when the artifact is saved.
     library_sha256: str | None = None
     format: str = field(default=ARTIFACT_FORMAT)

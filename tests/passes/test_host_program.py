@@ -8,7 +8,7 @@ import pytest
 import tvm
 from hypothesis import given
 from hypothesis import strategies as st
-from lcnet_tvm.passes.host_program import LowerToHostProgram, _plan
+from lcnet_tvm.passes.host_program import LowerToHostProgram, _plan, packed_results, unpacked
 from tvm import relax
 from tvm.script import ir as I
 from tvm.script import relax as R
@@ -69,9 +69,14 @@ class Expected:
             keep[()] = a[0] > T.float32(0)
 
     @T.prim_func(private=True)
-    def host_program(x: T.Buffer((256,), "float32"), result0: T.Buffer((256,), "float32"), result1: T.Buffer((256,), "float32")):
+    def host_program(x: T.Buffer((256,), "float32"), results: T.Buffer((512,), "float32")):
         # intermediates live in one workspace: past the stack's limit, so the pool gives it 64-byte aligned
         workspace = T.alloc_buffer((2048,), "uint8")
+        # main's results, one after the other (each 64-byte aligned) in the one tensor main returns
+        result0_address: T.let = T.handle_add_byte_offset(results.data, 0)
+        result0 = T.decl_buffer((256,), "float32", data=result0_address)
+        result1_address: T.let = T.handle_add_byte_offset(results.data, 1024)
+        result1 = T.decl_buffer((256,), "float32", data=result1_address)
         # y is returned: the kernel writes it where main returns it
         T.call_cpacked("double", x, result0)
         keep_address: T.let = T.handle_add_byte_offset(workspace.data, 0)
@@ -94,13 +99,16 @@ class Expected:
     @T.prim_func(private=True)
     def host_program_timed(
         x: T.Buffer((256,), "float32"),
-        result0: T.Buffer((256,), "float32"),
-        result1: T.Buffer((256,), "float32"),
+        results: T.Buffer((512,), "float32"),
         clock: T.Buffer((6,), "int64"),
     ):
         # kernel k counts at clock[2k] and adds its nanoseconds at clock[2k + 1]; clock[4:6] is a timespec
         T.func_attr({"lcnet_tvm.timed_kernels": ["double", "positive"]})
         workspace = T.alloc_buffer((2048,), "uint8")
+        result0_address: T.let = T.handle_add_byte_offset(results.data, 0)
+        result0 = T.decl_buffer((256,), "float32", data=result0_address)
+        result1_address: T.let = T.handle_add_byte_offset(results.data, 1024)
+        result1 = T.decl_buffer((256,), "float32", data=result1_address)
         for i in range(4):
             clock[i] = T.int64(0)
         T.call_extern("int32", "clock_gettime", 1, T.address_of(clock[4]))
@@ -150,24 +158,20 @@ class Expected:
                 result1[i0] = result0[i0]
 
     @R.function
-    def main(x: R.Tensor((256,), "float32")) -> R.Tuple(R.Tensor((256,), "float32"), R.Tensor((256,), "float32")):
+    def main(x: R.Tensor((256,), "float32")) -> R.Tensor((512,), "float32"):
+        R.func_attr({"lcnet_tvm.packed_results": [[0, 256], [256, 256]]})
         cls = Expected
-        results = R.call_tir(
-            cls.host_program, (x,), out_ty=[R.Tensor((256,), "float32"), R.Tensor((256,), "float32")]
-        )
-        return (results[0], results[1])
+        results = R.call_tir(cls.host_program, (x,), out_ty=R.Tensor((512,), "float32"))
+        return results
 
     @R.function
-    def main_timed(x: R.Tensor((256,), "float32")) -> R.Tuple(
-        R.Tuple(R.Tensor((256,), "float32"), R.Tensor((256,), "float32")), R.Tensor((6,), "int64")
-    ):
+    def main_timed(x: R.Tensor((256,), "float32")) -> R.Tuple(R.Tensor((512,), "float32"), R.Tensor((6,), "int64")):
+        R.func_attr({"lcnet_tvm.packed_results": [[0, 256], [256, 256]]})
         cls = Expected
         results = R.call_tir(
-            cls.host_program_timed,
-            (x,),
-            out_ty=[R.Tensor((256,), "float32"), R.Tensor((256,), "float32"), R.Tensor((6,), "int64")],
+            cls.host_program_timed, (x,), out_ty=[R.Tensor((512,), "float32"), R.Tensor((6,), "int64")]
         )
-        return ((results[0], results[1]), results[2])
+        return (results[0], results[1])
 
 
 def test_main_becomes_one_call_of_a_host_program_that_calls_the_kernels():
@@ -198,16 +202,18 @@ def test_the_host_program_computes_what_the_vm_did_and_its_twin_counts_and_times
     doubled = 2 * x
     expected = (doubled, 8 * doubled if sign > 0 else doubled)
     lowered = LowerToHostProgram(timed=True)(Before)
-    for mod in (Before, lowered):
-        vm = relax.VirtualMachine(relax.build(mod, "llvm"), tvm.cpu())
-        for output, want in zip(vm["main"](tvm.runtime.tensor(x)), expected):
-            np.testing.assert_array_equal(output.numpy(), want)
-    vm = relax.VirtualMachine(relax.build(lowered, "llvm"), tvm.cpu())
-    started = time.perf_counter_ns()
-    outputs, clock = vm["main_timed"](tvm.runtime.tensor(x))
-    took = time.perf_counter_ns() - started
-    for output, want in zip(outputs, expected):
+    vm = relax.VirtualMachine(relax.build(Before, "llvm"), tvm.cpu())
+    for output, want in zip(vm["main"](tvm.runtime.tensor(x)), expected):
         np.testing.assert_array_equal(output.numpy(), want)
+    vm = relax.VirtualMachine(relax.build(lowered, "llvm"), tvm.cpu())
+    layout = packed_results(lowered)
+    for output, want in zip(unpacked(vm["main"](tvm.runtime.tensor(x)).numpy(), layout), expected):
+        np.testing.assert_array_equal(output, want)
+    started = time.perf_counter_ns()
+    results, clock = vm["main_timed"](tvm.runtime.tensor(x))
+    took = time.perf_counter_ns() - started
+    for output, want in zip(unpacked(results.numpy(), layout), expected):
+        np.testing.assert_array_equal(output, want)
     counts, nanoseconds = clock.numpy()[:4:2], clock.numpy()[1:4:2]
     kernels = list(lowered["host_program_timed"].attrs["lcnet_tvm.timed_kernels"])
     assert dict(zip(kernels, counts.tolist())) == ({"double": 4, "positive": 1} if sign > 0 else {"double": 1, "positive": 1})
@@ -255,7 +261,34 @@ class ReturnedTwice:
 def test_a_value_returned_twice_is_copied_whole_into_the_second_output():
     # The copy of a 4-D tensor (a 1-D one is in Expected above).
     x = np.arange(2 * 3 * 4 * 8, dtype="float32").reshape(2, 3, 4, 8)
-    vm = relax.VirtualMachine(relax.build(LowerToHostProgram()(ReturnedTwice), "llvm"), tvm.cpu())
-    first, second = vm["main"](tvm.runtime.tensor(x))
-    np.testing.assert_array_equal(first.numpy(), 2 * x)
-    np.testing.assert_array_equal(second.numpy(), 2 * x)
+    lowered = LowerToHostProgram()(ReturnedTwice)
+    vm = relax.VirtualMachine(relax.build(lowered, "llvm"), tvm.cpu())
+    first, second = unpacked(vm["main"](tvm.runtime.tensor(x)).numpy(), packed_results(lowered))
+    np.testing.assert_array_equal(first, 2 * x)
+    np.testing.assert_array_equal(second, 2 * x)
+
+
+@I.ir_module
+class ReturnsABool:
+    @T.prim_func(private=True, s_tir=True)
+    def positive(a: T.Buffer((256,), "float32"), keep: T.Buffer((), "bool")):
+        with T.sblock("decide"):
+            keep[()] = a[0] > T.float32(0)
+
+    @R.function
+    def main(x: R.Tensor((256,), "float32")):
+        cls = ReturnsABool
+        with R.dataflow():
+            keep = R.call_tir(cls.positive, (x,), out_ty=R.Tensor((), "bool"))
+            R.output(keep)
+        return (x, keep)
+
+
+def test_results_not_all_float32_are_returned_as_they_are():
+    lowered = LowerToHostProgram()(ReturnsABool)
+    assert packed_results(lowered) == []
+    x = np.linspace(-1, 1, 256, dtype="float32")
+    vm = relax.VirtualMachine(relax.build(lowered, "llvm"), tvm.cpu())
+    same, keep = vm["main"](tvm.runtime.tensor(x))
+    np.testing.assert_array_equal(same.numpy(), x)
+    assert not keep.numpy()
