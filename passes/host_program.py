@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,9 +111,25 @@ def packed_results(mod: tvm.IRModule) -> list[list[int]]:
     return [[int(extent) for extent in result] for result in main.attrs[PACKED_RESULTS]]
 
 
-def unpacked(results: np.ndarray, layout: list[list[int]]) -> list[np.ndarray]:
-    """Views of the results in the one tensor a packed ``main`` returned, as ``main`` returned them before."""
-    return [results[offset : offset + math.prod(shape)].reshape(shape) for offset, *shape in layout]
+class _Unpacked(Sequence):
+    def __init__(self, results: np.ndarray, layout: list[list[int]]):
+        self.results = results
+        self.layout = layout
+
+    def __len__(self) -> int:
+        return len(self.layout)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[each] for each in range(len(self))[index]]
+        offset, *shape = self.layout[index]
+        return self.results[offset : offset + math.prod(shape)].reshape(shape)
+
+
+def unpacked(results: np.ndarray, layout: list[list[int]]) -> Sequence[np.ndarray]:
+    """The results in the one tensor a packed ``main`` returned, as ``main`` returned them before: views,
+    each made when it is read (a caller that reads the logits only makes one, not one per gate)."""
+    return _Unpacked(results, layout)
 
 
 def has_host_program(mod: tvm.IRModule) -> bool:

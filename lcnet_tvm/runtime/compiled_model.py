@@ -18,7 +18,8 @@ import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +46,25 @@ class RunResult:
     """Outputs for a batch of N samples."""
 
     logits: np.ndarray  # (N, classes)
-    scores: list[np.ndarray]  # per gate: (N, 1) layer gate or (N, C) channel gate, in [0, 1]
-    #: per gate, the work flags each compiled batch of ``batch`` samples reported, one array per batch
-    work_flags: list[tuple[np.ndarray, ...]]
     batch: int
     flops: FlopsCounter
+    #: per compiled batch of ``batch`` samples, what ``main`` returned: logits, then per gate its
+    #: scores, then per gate its work flags (read into ``scores`` and ``work_flags`` on first use)
+    outputs: list[Sequence[np.ndarray]] = field(repr=False)
+
+    @functools.cached_property
+    def scores(self) -> list[np.ndarray]:
+        """Per gate: (N, 1) layer gate or (N, C) channel gate, in [0, 1]."""
+        return [_joined(tuple(out[1 + gate] for out in self.outputs))[: len(self.logits)] for gate in range(self._gates)]
+
+    @functools.cached_property
+    def work_flags(self) -> list[tuple[np.ndarray, ...]]:
+        """Per gate, the work flags each compiled batch reported, one array per batch."""
+        return [tuple(out[1 + self._gates + gate] for out in self.outputs) for gate in range(self._gates)]
+
+    @property
+    def _gates(self) -> int:
+        return (len(self.outputs[0]) - 1) // 2
 
     @functools.cached_property
     def computed(self) -> list[np.ndarray]:
@@ -300,16 +315,14 @@ class CompiledModel:
         with self._lock:
             call = self._call
             chunks = [call(x[start : start + batch]) for start in range(0, len(x), batch)]
-        gates = len(self.metadata.gates)
-        logits, *scores = (_joined(parts)[:count] for parts in zip(*(chunk[: 1 + gates] for chunk in chunks)))
-        flags = list(zip(*(chunk[1 + gates :] for chunk in chunks)))
+        logits = _joined(tuple(chunk[0] for chunk in chunks))[:count]
         overflowed = np.flatnonzero(~np.isfinite(logits).all(axis=1))
         if len(overflowed):
             raise InputError(
                 f"samples {overflowed.tolist()[:10]} overflow float32 inside the network (non-finite logits; "
                 f"largest |input| {float(np.abs(x[overflowed]).max()):.3g}); normalise the inputs as in training"
             )
-        return RunResult(logits, scores, flags, batch, self._flops)
+        return RunResult(logits, batch, self._flops, chunks)
 
 
 def _joined(parts: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -327,7 +340,7 @@ def _local_call(
     staged = tvm.runtime.empty(input_shape, "float32", device)
     staged_view = np.from_dlpack(staged)
 
-    def call(batch: np.ndarray) -> list[np.ndarray]:
+    def call(batch: np.ndarray) -> Sequence[np.ndarray]:
         np.copyto(staged_view, batch)
         if packed:
             return unpacked(np.from_dlpack(main(staged)), packed)
@@ -350,7 +363,7 @@ def _remote_call(library: Path, device_type: str, remote: RemoteDevice, packed: 
             "compile it for that device's target"
         ) from None
 
-    def call(batch: np.ndarray) -> list[np.ndarray]:
+    def call(batch: np.ndarray) -> Sequence[np.ndarray]:
         vm.set_input("main", tvm.runtime.tensor(batch, device))
         vm.invoke_stateful("main")
         if packed:
