@@ -62,7 +62,9 @@ class LowerToHostProgram:
     kernels, with static shapes), calls of private Relax functions (branch
     and bucket functions), ``if`` on a rank-0 bool tensor, tuples, constants.
     Produces: ``main(x) = call_tir(host_program, (x, *constants), out_ty=main's
-    results)``, the PrimFunc ``host_program`` (intermediates are places in one
+    results)``, all of them in one tensor where they are all float32 (laid out
+    as ``main``'s :data:`PACKED_RESULTS` attribute says; :func:`unpacked` reads
+    them), the PrimFunc ``host_program`` (intermediates are places in one
     ``workspace`` buffer, planned here by their live ranges; a function call is
     inlined, with its results written where the caller keeps them; ``if`` reads
     the condition); with ``timed``, also ``main_timed`` / ``host_program_timed``
