@@ -121,9 +121,7 @@ class _Unpacked(Sequence):
     def __len__(self) -> int:
         return len(self.layout)
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[each] for each in range(len(self))[index]]
+    def __getitem__(self, index: int) -> np.ndarray:
         offset, *shape = self.layout[index]
         return self.results[offset : offset + math.prod(shape)].reshape(shape)
 
@@ -274,7 +272,7 @@ class _HostProgram:
         for name in self.outputs:
             shape = list(_shape(self.types[name]))
             layout.append([offset, *shape])
-            offset += -(-math.prod(shape) * 4 // _ALIGNMENT) * _ALIGNMENT // 4
+            offset += _aligned(4 * math.prod(shape)) // 4
         return layout
 
     def build(self, timed: bool) -> tvm.tirx.PrimFunc:
@@ -282,10 +280,10 @@ class _HostProgram:
         with IRBuilder() as builder, T.prim_func(is_private=True):
             T.func_name(HOST_PROGRAM + (TIMED if timed else ""))
             packed = self.packed
-            results = self.outputs if packed is None else ()
+            one_by_one = self.outputs if packed is None else ()
             buffers = {
                 name: T.arg(name, T.Buffer(_shape(self.types[name]), str(self.types[name].dtype)))
-                for name in (*self.inputs, *self.constants.values(), *results)
+                for name in (*self.inputs, *self.constants.values(), *one_by_one)
             }
             if packed is not None:
                 data = T.arg("results", T.Buffer((_packed_elements(packed),), "float32")).data
@@ -514,6 +512,11 @@ def _bytes(ty: relax.TensorType) -> int:
     return math.prod(_shape(ty)) * max(tvm.DataType(str(ty.dtype)).bits // 8, 1)
 
 
+def _aligned(size: int) -> int:
+    """``size`` bytes rounded up to a multiple of :data:`_ALIGNMENT`."""
+    return -(-size // _ALIGNMENT) * _ALIGNMENT
+
+
 def _plan(sizes: dict[str, int], live: dict[str, list[int]]) -> tuple[dict[str, int], int]:
     """Byte offsets for buffers of ``sizes`` such that no two live at once overlap; and the bytes it needs.
 
@@ -530,7 +533,7 @@ def _plan(sizes: dict[str, int], live: dict[str, list[int]]) -> tuple[dict[str, 
         for each in alive:
             if offset + sizes[name] <= places[each]:
                 break
-            offset = max(offset, -(-(places[each] + sizes[each]) // _ALIGNMENT) * _ALIGNMENT)
+            offset = max(offset, _aligned(places[each] + sizes[each]))
         places[name] = offset
         alive.append(name)
         size = max(size, offset + sizes[name])

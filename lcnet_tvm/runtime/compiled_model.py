@@ -329,6 +329,13 @@ def _joined(parts: tuple[np.ndarray, ...]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def _as_arrays(returned, packed: list[list[int]], to_numpy) -> Sequence[np.ndarray]:
+    """What ``main`` returned as numpy arrays: views of the one tensor of a packed ``main``, else one per result."""
+    if packed:
+        return unpacked(to_numpy(returned), packed)
+    return [to_numpy(output) for output in returned]
+
+
 def _local_call(
     executable: tvm.runtime.Module, device: tvm.runtime.Device, input_shape: tuple[int, ...], packed: list[list[int]]
 ):
@@ -342,9 +349,7 @@ def _local_call(
 
     def call(batch: np.ndarray) -> Sequence[np.ndarray]:
         np.copyto(staged_view, batch)
-        if packed:
-            return unpacked(np.from_dlpack(main(staged)), packed)
-        return [np.from_dlpack(output) for output in main(staged)]
+        return _as_arrays(main(staged), packed, np.from_dlpack)
 
     return call
 
@@ -366,9 +371,7 @@ def _remote_call(library: Path, device_type: str, remote: RemoteDevice, packed: 
     def call(batch: np.ndarray) -> Sequence[np.ndarray]:
         vm.set_input("main", tvm.runtime.tensor(batch, device))
         vm.invoke_stateful("main")
-        if packed:
-            return unpacked(vm.get_outputs("main").numpy(), packed)
-        return [output.numpy() for output in vm.get_outputs("main")]
+        return _as_arrays(vm.get_outputs("main"), packed, lambda output: output.numpy())
 
     return call
 
