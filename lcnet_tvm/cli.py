@@ -145,6 +145,8 @@ def cmd_tune(args) -> None:
     from lcnet_tvm.model.checkpoint import resolve_model  # noqa: PLC0415
     from lcnet_tvm.schedules.tune import tune_model  # noqa: PLC0415
 
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise LcnetError(f"--time-limit must be positive minutes, got {args.time_limit:g}")
     options = compile_options(args)
     loaded = resolve_model(args.model, args.input_size)
     guide_inputs = None
@@ -161,8 +163,14 @@ def cmd_tune(args) -> None:
     report = tune_model(
         loaded.model, loaded.config.input_shape, options, args.trials, remote=_remote(args), guide_inputs=guide_inputs,
         build_timeout=args.build_timeout, seed=args.seeding,
+        time_limit=None if args.time_limit is None else args.time_limit * 60,
     )
-    state = "stopped by Ctrl-C; every measured record is kept" if report.interrupted else "done"
+    if report.interrupted:
+        state = "stopped by Ctrl-C; every measured record is kept"
+    elif report.time_limit_reached:
+        state = f"stopped at the time limit ({args.time_limit:g} min); every measured record is kept, the same command resumes"
+    else:
+        state = "done"
     print(
         f"{state}: {report.kernels} kernels, {report.trials_before + report.trials_measured} of {report.trials_budget} "
         f"trials in {args.db} ({report.trials_before} from earlier runs, {report.trials_measured} measured now in "
@@ -340,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--build-timeout", type=float, default=60.0, metavar="S",
         help="seconds one candidate's build may take before it is stopped and counted as a failed trial (default 60)",
+    )
+    tune.add_argument(
+        "--time-limit", type=float, metavar="MIN",
+        help="stop tuning after MIN minutes, after the round in flight, as Ctrl-C does (every measured record is "
+        "kept; the same command resumes); the largest budgets are tuned first",
     )
     tune.add_argument(
         "--no-seeding", dest="seeding", action="store_false",

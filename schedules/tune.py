@@ -89,6 +89,7 @@ def tune_model(
     show_progress: bool = True,
     build_timeout: float = DEFAULT_BUILD_TIMEOUT,
     seed: bool = True,
+    time_limit: float | None = None,
 ) -> TuneReport:
     """Tune every kernel of ``model`` compiled as ``options`` say, recording into ``options.database``.
 
@@ -106,12 +107,15 @@ def tune_model(
     measured on this machine, or through the RPC tracker ``remote``; each is built
     in a child process stopped after ``build_timeout`` seconds. With ``seed``, a
     kernel's search starts from the refitted best schedules of tuned kernels of
-    its form (:mod:`.seeding`); without, from scratch.
+    its form (:mod:`.seeding`); without, from scratch. With ``time_limit``
+    (seconds), tuning stops once that time has passed, as Ctrl-C stops it.
     """
     if options.database is None:
         raise LcnetError("tuning records into a database directory: give one (--db DIR)")
     if not build_timeout > 0:
         raise LcnetError(f"the build timeout must be positive seconds, got {build_timeout}")
+    if time_limit is not None and not time_limit > 0:
+        raise LcnetError(f"the time limit must be positive, got {time_limit} s")
     runner = tuning_runner(options.target, options.target_config, remote)
     builder = ForkingBuilder(link=options.target.library_compiler(), timeout=build_timeout)
     database = TuningDatabase(options.database, options.target_config)
@@ -125,7 +129,9 @@ def tune_model(
         )
     spread_budget(tasks, trials)
     logger.info("tuning %d kernels for %s with %d trials", len(tasks), options.target.name, trials)
-    return tune_kernels(tasks, target, options.target.device_type, database, runner, builder, show_progress, seed)
+    return tune_kernels(
+        tasks, target, options.target.device_type, database, runner, builder, show_progress, seed, time_limit
+    )
 
 
 def guided_tasks(
@@ -207,7 +213,10 @@ class TuneReport:
     trials_before: int
     trials_measured: int
     seconds: float
+    #: stopped by Ctrl-C
     interrupted: bool
+    #: stopped because the time limit had passed
+    time_limit_reached: bool = False
 
 
 @derived_object
@@ -241,6 +250,29 @@ class _Progress(ms.measure_callback.PyMeasureCallback):
 
 class _StopRequested(Exception):
     """Raised in MetaSchedule's callback once Ctrl-C was pressed."""
+
+
+@contextlib.contextmanager
+def _stop_after(time_limit: float | None, stop: threading.Event, bar: tqdm):
+    """Sets ``stop`` (and the yielded event) once ``time_limit`` seconds have passed; ``None``: never."""
+    time_up = threading.Event()
+    if time_limit is None:
+        yield time_up
+        return
+
+    def stop_now():
+        if not stop.is_set():  # not already stopped by Ctrl-C
+            bar.write(f"time limit of {time_limit / 60:g} min reached: stopping after the round in flight", file=sys.stderr)
+            time_up.set()
+            stop.set()
+
+    timer = threading.Timer(time_limit, stop_now)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield time_up
+    finally:
+        timer.cancel()
 
 
 @contextlib.contextmanager
@@ -279,12 +311,14 @@ def tune_kernels(
     builder: ms.builder.Builder,
     show_progress: bool = True,
     seed: bool = True,
+    time_limit: float | None = None,
 ) -> TuneReport:
     """Tune each task up to its budget, resuming from what ``database`` already holds.
 
     The tasks with the largest budgets go first, so that with ``seed`` the full
     convolutions are tuned before the channel buckets their schedules seed.
-    Ctrl-C stops after the round in flight; every measured record is already in the database.
+    Ctrl-C, or ``time_limit`` seconds passing, stops after the round in flight;
+    every measured record is already in the database.
     """
     done = database.trials_by_workload()
     for task in tasks:
@@ -296,6 +330,7 @@ def tune_kernels(
     with (
         tqdm(total=total, initial=trials_before, unit="trial", disable=not show_progress, desc="tuning") as bar,
         _stop_on_ctrl_c(bar) as stop,
+        _stop_after(time_limit, stop, bar) as time_up,
     ):
         for task in sorted((task for task in tasks if task.remaining), key=lambda task: task.budget, reverse=True):
             if stop.is_set():
@@ -326,11 +361,13 @@ def tune_kernels(
             except Exception:
                 if not stop.is_set():
                     raise
-        interrupted = stop.is_set()
-    if not interrupted:
+        stopped = stop.is_set()
+    if not stopped:
         database.set_aside_unreplayable()
     measured = sum(database.trials_by_workload().get(workload_key(t.mod), 0) for t in tasks) - records_before
-    return TuneReport(len(tasks), total, trials_before, measured, round(time.perf_counter() - started, 1), interrupted)
+    seconds = round(time.perf_counter() - started, 1)
+    timed_out = time_up.is_set()
+    return TuneReport(len(tasks), total, trials_before, measured, seconds, stopped and not timed_out, timed_out)
 
 
 def _seed_kernel(

@@ -73,10 +73,11 @@ def load_checkpoint_default():
         (("train", "--hard-copies", "-1"), "--hard-copies must be 0"),
         (("train", "--cifar10", "cifar", "--hard-copies", "1"), "leave it out with --cifar10"),
         (("tune", "--target", "aarch64", "--trials", "500", "--db", "db"), "tuning for aarch64 measures candidates on the device"),
+        (("tune", "--trials", "10", "--db", "db", "--time-limit", "0"), "--time-limit must be positive minutes, got 0"),
         (("compile", "--db", "nodb", "-o", "out"), "'nodb' is not a tuning database"),
         (("compile", "--channel-buckets", "0", "-o", "out"), "channel buckets must be at least 1, got 0"),
     ],
-    ids=["model", "checkpoint", "target", "batch-size", "artifact", "train-config", "sweep-fractions", "hard-copies", "hard-copies-cifar", "tune-device", "db", "buckets"],
+    ids=["model", "checkpoint", "target", "batch-size", "artifact", "train-config", "sweep-fractions", "hard-copies", "hard-copies-cifar", "tune-device", "time-limit", "db", "buckets"],
 )
 def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
     completed = lcnet_tvm(*args, cwd=tmp_path)

@@ -346,6 +346,18 @@ def test_a_build_that_does_not_end_is_stopped_and_one_that_fails_or_dies_is_repo
     assert killed.artifact_path is None and killed.error_msg == "the build process was killed by SIGKILL"
 
 
+def test_a_time_limit_stops_tuning_and_keeps_what_was_measured(tmp_path):
+    options = CompileOptions(gate_form="dense", database=tmp_path / "db")
+    # Up before the first round ends: that round's records are kept, no other round runs.
+    report = tune_model(tiny_model(), SHAPE, options, INTERRUPTED_BUDGET, show_progress=False, time_limit=1e-3)
+    assert report.time_limit_reached and not report.interrupted
+    assert report.trials_measured < INTERRUPTED_BUDGET
+    kept = sum(read_database(tmp_path / "db", get_target("x86").config()).trials.values())
+    assert kept == report.trials_measured
+    with pytest.raises(LcnetError, match="the time limit must be positive, got 0 s"):
+        tune_model(tiny_model(), SHAPE, options, INTERRUPTED_BUDGET, time_limit=0)
+
+
 def test_a_build_timeout_must_be_positive(tmp_path):
     with pytest.raises(LcnetError, match="the build timeout must be positive seconds, got 0"):
         tune_model(tiny_model(), SHAPE, CompileOptions(database=tmp_path / "db"), 4, build_timeout=0)
