@@ -1,7 +1,7 @@
 """The dense model's largest convolution (most FLOPs), its tuned TVM kernel (shipped records, applied as a compile
 applies them) timed alone against PyTorch (oneDNN) on the same shapes (conv + bias [+ ReLU]), 2 threads each.
 
-Usage: python3 largest_conv.py MODEL"""
+Usage: python3 largest_conv.py MODEL [DB TARGET]  (default: the shipped records)"""
 import sys, time, numpy as np, torch, tvm
 import torch.nn.functional as F
 from tvm import relax, tirx
@@ -21,7 +21,8 @@ with torch.no_grad():
     dense(torch.zeros(1, *loaded.config.input_shape))
 for h in hooks: h.remove()
 flops, conv, in_shape = max(seen, key=lambda s: s[0])
-opts = BenchOptions().resolved(loaded.name).replace(gate_form="dense")
+db, target = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else (None, None)
+opts = BenchOptions(target_name=target, database_dir=db).resolved(loaded.name).replace(gate_form="dense")
 kernels = lower_to_kernels(loaded.model, loaded.config.input_shape, opts)
 weight_shape = list(conv.weight.shape)
 candidates = [(gv.name_hint, f) for gv, f in kernels.functions_items() if isinstance(f, tirx.PrimFunc) and "conv2d" in gv.name_hint
