@@ -249,7 +249,7 @@ class _Progress(ms.measure_callback.PyMeasureCallback):
 
 
 class _StopRequested(Exception):
-    """Raised in MetaSchedule's callback once Ctrl-C was pressed."""
+    """Raised in MetaSchedule's callback once tuning was asked to stop (Ctrl-C, the time limit)."""
 
 
 @contextlib.contextmanager
@@ -262,7 +262,8 @@ def _stop_after(time_limit: float | None, stop: threading.Event, bar: tqdm):
 
     def stop_now():
         if not stop.is_set():  # not already stopped by Ctrl-C
-            bar.write(f"time limit of {time_limit / 60:g} min reached: stopping after the round in flight", file=sys.stderr)
+            message = f"time limit of {time_limit / 60:g} min reached: stopping after the round in flight"
+            bar.write(message, file=sys.stderr)
             time_up.set()
             stop.set()
 
