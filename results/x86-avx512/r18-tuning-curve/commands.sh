@@ -1,5 +1,5 @@
 #!/bin/bash
-# 2026-12-05, 2-core AMD EPYC (AVX-512), idle but for these commands; code at 4e5e39d (tune --time-limit).
+# 2026-12-05, 2-core AMD EPYC (AVX-512), idle but for these commands; code at e0128b8 (stage 1), 4e5e39d (tune --time-limit) after.
 # LC-ResNet-18 224x224, batch 1, target x86 = skylake-avx512 on this host (the code of x86-avx512).
 # One database, tuned from scratch, resumed stage by stage; after each stage a copy of it is benchmarked.
 # The curve's minutes are the tune's own "measured now in S s" summed over the stages (the guided stages
