@@ -29,14 +29,22 @@ target = opts.tvm_target
 rng = np.random.default_rng(0)
 
 
-def tuned(func):
-    """func with its best record's trace applied (None: no record)."""
-    record = records.query_tuning_record(kernel_module(func), target, "main")
-    if record is None:
-        return None
-    sch = Schedule(kernel_module(func))
+def copy_of(func):
+    """A copy of func: a Schedule may rewrite the function it is given in place."""
+    return parse(func.script(), extra_vars={"T": T}, s_tir=True)
+
+
+def replayed(record, func):
+    """A copy of func with ``record``'s trace applied."""
+    sch = Schedule(kernel_module(copy_of(func)))
     record.trace.apply_to_schedule(sch, remove_postproc=False)
     return sch.mod["main"]
+
+
+def tuned(func):
+    """A copy of func with its best record's trace applied (None: no record)."""
+    record = records.query_tuning_record(kernel_module(func), target, "main")
+    return None if record is None else replayed(record, func)
 
 
 def time_us(func, args):
@@ -102,16 +110,17 @@ for bucket in buckets:
             source = sources[fields[arg]] if arg in fields else None
             if source is not None and len(source.ty.shape) == 4 and int(source.ty.shape[0]) != 1:  # a weight
                 axis = next(i for i, (a, b) in enumerate(zip(arg.ty.shape, source.ty.shape)) if int(a) != int(b))
-                plain = tuned(kernel)
-                twin = through_order(kernel, position, axis, width)
                 record = records.query_tuning_record(kernel_module(kernel), target, "main")
-                sch = Schedule(kernel_module(twin))
+                if record is None:
+                    line.append(f"{kernel_name}: no record")
+                    continue
+                plain = replayed(record, kernel)
+                twin = through_order(kernel, position, axis, width)
                 try:
-                    record.trace.apply_to_schedule(sch, remove_postproc=False)
+                    twin_tuned = replayed(record, twin)
                 except Exception as error:  # noqa: BLE001
                     line.append(f"{kernel_name}: its trace does not replay on the twin ({type(error).__name__}: {str(error)[:200]})")
                     continue
-                twin_tuned = sch.mod["main"]
                 plain_us = time_us(plain, arguments(kernel, width))
                 twin_us = time_us(twin_tuned, arguments(twin, width))
                 line.append(f"{kernel_name} (weight axis {axis}) plain {plain_us:.1f} us, through order {twin_us:.1f} us")
