@@ -1,9 +1,11 @@
 """tvm-dense with two databases, alternating in one process (run() per inference), R20 and R56 (same kernels)."""
-import sys, time, tempfile, numpy as np
+import os, sys, tempfile, numpy as np
 from lcnet_tvm.model.checkpoint import resolve_model, dataset_for
 from lcnet_tvm.evaluation.bench import BenchOptions
 from lcnet_tvm.compiler.driver import compile_model
 from lcnet_tvm.runtime.compiled_model import CompiledModel
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from alternate import alternate
 dbs = {"shipped": None, "new": sys.argv[1]}
 for spec in [None, "lcnet_resnet56_cifar"]:
     loaded = resolve_model(spec); data = dataset_for(loaded).x_test
@@ -14,16 +16,7 @@ for spec in [None, "lcnet_resnet56_cifar"]:
         cm = compile_model(loaded.model, loaded.config.input_shape, o, name=loaded.name)
         p = tempfile.mkdtemp() + "/d"; cm.save(p); ms[tag] = CompiledModel.load(p)
         print(tag, cm.metadata.kernels and sum(k.trials or 0 for k in cm.metadata.kernels), "trials")
-    def plain(m, n):
-        ts = []
-        for _ in range(n):
-            for b in batches:
-                s = time.perf_counter(); m.run(b); ts.append(time.perf_counter() - s)
-        return 1e3 * np.median(ts)
-    for m in ms.values(): plain(m, 2)
-    res = {t: [] for t in ms}
-    for r in range(10):
-        for t, m in ms.items(): res[t].append(plain(m, 4))
+    res = alternate(ms, batches, rounds=10, passes=4)
     med = {t: np.median(v) for t, v in res.items()}
     print(loaded.name, " ".join(f"{t} {v:.3f} ms" for t, v in med.items()), f"shipped/new {med['shipped']/med['new']:.3f}",
           "per-round", " ".join("%.2f" % (a / b) for a, b in zip(res["shipped"], res["new"])))

@@ -1,12 +1,14 @@
 """Build: python3 ab_r56.py build TAG [DB]  -> artifacts /tmp/s/ab/{TAG}-{form}-{frac} (R56 at 0.25/0.5/0.75 + dense; R20 shipped gated)
 Run:   python3 ab_r56.py run TAG1 TAG2     -> each point's artifacts alternating in one process (run() per inference)."""
-import os, sys, copy, time, numpy as np
+import os, sys, copy, numpy as np
 from lcnet_tvm.model.checkpoint import resolve_model, dataset_for
 from lcnet_tvm.evaluation.bench import BenchOptions
 from lcnet_tvm.evaluation.calibrate import calibrate_gates, calibration_inputs
 from lcnet_tvm.compiler.driver import compile_model
 from lcnet_tvm.runtime.compiled_model import CompiledModel
 from lcnet_tvm.model.flops import FlopsCounter
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from alternate import alternate
 FRACS = [0.25, 0.5, 0.75]
 mode = sys.argv[1]
 def spec_points():
@@ -29,17 +31,7 @@ else:
         data = dataset_for(loaded).x_test
         batches = [data[i:i+1].numpy() for i in range(16)]
         models = {t: CompiledModel.load(f"/tmp/s/ab/{t}-{name}") for t in tags}
-        def plain(m, n):
-            ts = []
-            for _ in range(n):
-                for b in batches:
-                    s = time.perf_counter(); m.run(b); ts.append(time.perf_counter() - s)
-            return 1e3 * np.median(ts)
-        for m in models.values(): plain(m, 2)
-        res = {t: [plain(m, 0) or 0 for m in []] for t, m in models.items()}
-        res = {t: [] for t in tags}
-        for r in range(10):
-            for t, m in models.items(): res[t].append(plain(m, 4))
+        res = alternate(models, batches, rounds=10, passes=4)
         med = {t: np.median(v) for t, v in res.items()}
         print(name, " ".join(f"{t} {med[t]:.3f} ms" for t in tags), f" {tags[0]}/{tags[-1]} {med[tags[0]]/med[tags[-1]]:.3f}",
               " per-round", " ".join("%.2f" % (x / y) for x, y in zip(res[tags[0]], res[tags[-1]])))

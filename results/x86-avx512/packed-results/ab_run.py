@@ -3,10 +3,12 @@
 Usage: [AB=DIR] python3 ab_run.py ARTIFACT ...   (artifacts under DIR, made by `lcnet-tvm compile -o DIR/NAME`)
 """
 import os
-import time, sys, numpy as np
+import sys, numpy as np
 from lcnet_tvm.runtime.compiled_model import CompiledModel
 from lcnet_tvm.model.checkpoint import resolve_model, dataset_for
 from lcnet_tvm.runtime.instrument import profile_kernels
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from alternate import alternate
 loaded = resolve_model(None)
 data = dataset_for(loaded).x_test
 batches = [data[i:i+1].numpy() for i in range(40)]
@@ -14,18 +16,7 @@ names = sys.argv[1:]
 models = {n: CompiledModel.load(f"{os.environ.get('AB', '/tmp/ab')}/{n}") for n in names}
 import tvm
 from tvm import relax
-def plain(m, n=10):
-    # whole run() per inference (as the bench's worker calls it), over the 40 batches
-    ts = []
-    for _ in range(n):
-        for b in batches:
-            s = time.perf_counter(); m.run(b); ts.append(time.perf_counter() - s)
-    return 1e3 * np.median(ts)
-res = {n: [] for n in names}
-for m in models.values(): plain(m, 2)
-for r in range(12):
-    for n, m in models.items():
-        res[n].append(plain(m, 5))
+res = alternate(models, batches, rounds=12, passes=5)
 for n in names:
     print(n, "run() median of round medians %.3f" % np.median(res[n]), " rounds", " ".join("%.3f" % x for x in res[n]))
 for a in names[1:]:
