@@ -85,6 +85,12 @@ def cmd_bench(args) -> None:
             f"operating point{'s' if len(failed) > 1 else ''} {', '.join(failed)} could not be measured "
             "(see FAILED above); the others are reported"
         )
+    rejected = sorted({name for point in report["points"] for name in point["rejected"]})
+    if rejected:
+        raise LcnetError(
+            f"{', '.join(rejected)} computed logits other than eager's and {'were' if len(rejected) > 1 else 'was'} "
+            "not timed (see NOT TIMED above); the other systems are reported"
+        )
 
 
 def format_gates(gates, gate_form: str | None = None) -> str:

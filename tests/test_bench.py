@@ -178,6 +178,23 @@ def test_eager_systems_alone_need_no_tuning_records():
     assert report["speedup_vs_best_eager"] is None and report["realization_ratio"] is None
 
 
+def test_a_system_whose_logits_are_not_eagers_is_reported_and_the_others_are_timed(monkeypatch):
+    def rejecting_eager_mask(name, outputs, reference):
+        if name == "eager-mask":
+            raise LcnetError(f"{name} computes something else than eager PyTorch")
+        return check_logits(name, outputs, reference)
+
+    monkeypatch.setattr(bench_module, "check_logits", rejecting_eager_mask)
+    options = BenchOptions(iterations=2, systems=["eager-dense", "eager-mask", "eager-skip"], flops_fractions=[0.6],
+                           show_progress=False)
+    report = run_bench(LoadedModel("tiny", narrow_resnet20(), "untrained"), options)
+    assert list(report["systems"]) == ["eager-dense", "eager-skip"] and report["failed_points"] == []
+    assert report["rejected"] == report["points"][0]["rejected"] == {
+        "eager-mask": "eager-mask computes something else than eager PyTorch"
+    }
+    assert "eager-mask     NOT TIMED: eager-mask computes something else" in format_bench(report)
+
+
 def test_an_operating_point_that_fails_is_reported_and_the_others_are_kept(monkeypatch):
     checked = []
 

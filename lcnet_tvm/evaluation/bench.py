@@ -179,6 +179,7 @@ def run_bench(loaded: LoadedModel, options: BenchOptions) -> dict:
         "dense_gflops": counter.dense_flops / 1e9,
         "flops_per": "sample",
         "systems": first["systems"],
+        "rejected": first["rejected"],
         **{key: first[key] for key in RATIOS},
         "points": points,
         #: Operating points that could not be measured, each with why; the command reports them as an error.
@@ -347,13 +348,23 @@ class _Bench(contextlib.AbstractContextManager):
                 source, isolated["torch-compile"] = self._fastest_compiled(workers, eager)
                 extra["torch-compile"] = {**self._graph_breaks(eager[source][0]), "compiled_from": source}
                 flops["torch-compile"] = flops[source]
-            ordered = {name: isolated[name] for name in SYSTEMS if name in selected}
-            for name, system in ordered.items():
+            ordered, rejected = {}, {}
+            for name in (name for name in SYSTEMS if name in selected):
                 self.step(f"checking {name}'s logits against eager")
+                system = isolated[name]
                 form = "dense" if name in DENSE_SYSTEMS else "mask"
-                extra[name]["logits_max_scaled_error"] = check_logits(name, system.outputs(), references[form])
+                try:
+                    extra[name]["logits_max_scaled_error"] = check_logits(name, system.outputs(), references[form])
+                except LcnetError as error:  # an error, not a result: the others are still timed
+                    logger.error("%s", error)
+                    rejected[name] = str(error)
+                    system.close()
+                    continue
                 extra[name]["logits_tolerance"] = references[form].tolerance
                 self.runtimes.setdefault(_runtime_of(name), system.ready())
+                ordered[name] = system
+            if not ordered:
+                raise LcnetError("; ".join(rejected.values()))
             self.step("measuring")
             turns = {name: (lambda settle, timed, system=system: system.turn(self.cursor, settle, timed))
                      for name, system in ordered.items()}
@@ -367,8 +378,10 @@ class _Bench(contextlib.AbstractContextManager):
             "systems": systems,
             "tuning_trials": {name: compiled[name].tuning.trials for name in compiled},
             **_ratios(systems, dense / 1e9),
+            #: Systems whose logits were not eager's, with why; not timed, and the command reports them as an error.
+            "rejected": rejected,
         }
-        if self.options.profile:
+        if self.options.profile and "tvm-gated" in systems:
             self.step("profiling tvm-gated")
             point["profile"] = profile_kernels(compiled["tvm-gated"], self.batches, self.options.iterations)
         return point
@@ -519,6 +532,7 @@ def _format_point(point: dict, dense_gflops: float, runtimes: dict[str, dict]) -
             f"{row['executed_gflops'] * 1e3:>14.2f} {row['executed_gflops'] / dense_gflops:>8.3f}  "
             f"{_system_note(name, row, runtimes)}"
         )
+    lines += [f"  {name:<14} NOT TIMED: {why}" for name, why in point["rejected"].items()]
     for key, (what, over) in _RATIO_LINES.items():
         if point[key] is not None:
             best, _ = _fastest(point["systems"], over)
