@@ -1,9 +1,11 @@
-"""The kernels a lowered gate runs besides the model's own: its decision, and a channel bucket's gather.
+"""The kernels a lowered gate adds to the model's own: its decision, and a channel bucket's gathers.
 
-Each is one TensorIR kernel where Relax ops would take several (a channel
-gate's decision was seven kernels and a comparison per bucket, a bucket's gather
-one kernel per gathered tensor): every kernel a gate adds costs a VM call and an
-allocation per inference, more than these tiny computations themselves.
+A decision is one TensorIR kernel where Relax ops would take several (a channel
+gate's decision was seven kernels and a comparison per bucket): every kernel a
+gate adds costs a call and an allocation per inference, more than these tiny
+computations themselves. A gather takes one tensor's kept channels; it does not
+stay a kernel: :class:`~.fuse_channel_gathers.FuseChannelGathers` moves it into
+the kernel that reads it.
 """
 
 from __future__ import annotations
@@ -88,27 +90,29 @@ def channel_decision(score: T.Buffer(({rows}, {width}), "{dtype}"), order: T.Buf
 ''')
 
 
-def channel_gather(width: int, size: int, operands: Sequence[tuple[relax.TensorType, int]]) -> tirx.PrimFunc:
-    """``(order, *operands) -> gathered``: of each operand, the ``size`` slices ``order[:size]`` along its axis.
+#: PrimFunc attribute of a channel gather kernel: the axis it gathers (see :func:`channel_gather`).
+CHANNEL_GATHER_AXIS = "lcnet.channel_gather_axis"
+#: Name of a channel gather's block; in a kernel it was fused into, also ``gathered1``, ``gathered2``, ...
+GATHER_BLOCK = "gathered"
 
-    ``operands`` are (type, axis) pairs: a producer's weight rows, per-channel
-    constants, the score, consumers' weight columns.
+
+def channel_gather(width: int, size: int, operand: relax.TensorType, axis: int) -> tirx.PrimFunc:
+    """``(order, operand) -> gathered``: the ``size`` slices ``order[:size]`` of ``operand`` along ``axis``.
+
+    The operand is a producer's weight (rows), a per-channel constant, the score or a consumer's
+    weight (columns). The kernel carries :data:`CHANNEL_GATHER_AXIS`.
     """
-    order = te.placeholder((width,), "int64", name="order")
-    inputs, outputs = [], []
-    for position, (ty, axis) in enumerate(operands):
-        shape = [int(extent) for extent in ty.shape]
-        operand = te.placeholder(shape, str(ty.dtype), name=f"operand{position}")
-        gathered_shape = [*shape[:axis], size, *shape[axis + 1 :]]
-        inputs.append(operand)
-        outputs.append(te.compute(gathered_shape, _gather(operand, order, axis), name=f"gathered{position}"))
+    # Extents in int64, as in the kernels LegalizeOps makes: FuseTIR joins buffers only of the same type.
+    order = te.placeholder((tirx.IntImm("int64", width),), "int64", name="order")
+    shape = [tirx.IntImm("int64", int(extent)) for extent in operand.shape]
+    source = te.placeholder(shape, str(operand.dtype), name="operand")
+    gathered_shape = [*shape[:axis], tirx.IntImm("int64", size), *shape[axis + 1 :]]
+    gathered = te.compute(
+        gathered_shape, lambda *index: source[(*index[:axis], order[index[axis]], *index[axis + 1 :])], name=GATHER_BLOCK
+    )
     # create_prim_func names every function "main": a kernel among many is private.
-    return te.create_prim_func([order, *inputs, *outputs]).without_attr("global_symbol").with_attr("tirx.noalias", True)
-
-
-def _gather(operand: te.Tensor, order: te.Tensor, axis: int):
-    """``index -> operand[index with order[index[axis]] on axis]`` (TE's compute takes no keyword arguments)."""
-    return lambda *index: operand[(*index[:axis], order[index[axis]], *index[axis + 1 :])]
+    kernel = te.create_prim_func([order, source, gathered]).without_attr("global_symbol")
+    return kernel.with_attr("tirx.noalias", True).with_attr(CHANNEL_GATHER_AXIS, axis)
 
 
 def _parse(source: str) -> tirx.PrimFunc:

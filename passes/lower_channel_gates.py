@@ -36,11 +36,12 @@ class LowerChannelGates:
                    else:             gate3_channels{C}(x, score4d, order)       # dense
 
     A channel is kept when any sample of the batch keeps it; ``order`` lists the
-    kept channels first. ``gate3_channels{b}`` gathers, in one kernel
-    (``gate3_channels{b}_gather``), the first ``b`` channels of ``order``: rows
+    kept channels first. ``gate3_channels{b}`` gathers the first ``b`` channels
+    of ``order``, one kernel per tensor (``gate3_channels{b}_gather{i}``): rows
     of the producer's weight, the per-channel constants and the score, and
-    columns of each consumer's weight; the intermediate stays compact (b
-    channels) and each consumer's output is dense. Every kernel has a static
+    columns of each consumer's weight (:class:`~.fuse_channel_gathers.FuseChannelGathers`
+    later moves each into the kernel that reads it); the intermediate stays
+    compact (b channels) and each consumer's output is dense. Every kernel has a static
     shape, so each bucket can be tuned. The padding channels (``b > count``)
     have score 0 for every sample, so the result is exactly the mask form's.
     ``computed`` (which channels the chosen bucket computes) is the gate's work flag.
@@ -167,12 +168,12 @@ class _Dispatch:
             with builder.dataflow():
                 emit = builder.emit
                 if size < self.width:
-                    kernel = channel_gather(self.width, size, [(arg.ty, axis) for arg, axis in gathered])
-                    gather = self.builder.add_func(kernel, f"{self.name}{size}_gather")
-                    types = [_gathered_type(arg.ty, axis, size) for arg, axis in gathered]
-                    rows = emit(relax.op.call_tir(gather, [order, *(renamed.get(arg, arg) for arg, _ in gathered)], types))
-                    for position, (arg, _) in enumerate(gathered):
-                        renamed[arg] = emit(relax.TupleGetItem(rows, position))
+                    # One kernel per operand: FuseChannelGathers moves each into the kernel that reads it.
+                    for position, (arg, axis) in enumerate(gathered):
+                        kernel = channel_gather(self.width, size, arg.ty, axis)
+                        gather = self.builder.add_func(kernel, f"{self.name}{size}_gather{position}")
+                        call = relax.op.call_tir(gather, [order, renamed.get(arg, arg)], _gathered_type(arg.ty, axis, size))
+                        renamed[arg] = emit(call)
                 call = self.values[producer]
                 renamed[producer] = emit(relax.Call(call.op, [renamed.get(call.args[0], call.args[0]), renamed.get(call.args[1], call.args[1])], call.attrs))
                 for var in per_channel:

@@ -24,6 +24,7 @@ from tvm import relax
 from .drop_proven_param_checks import DropProvenParamChecks
 from .executed_work import ExposeExecutedWork
 from .fold_batch_norm import FoldBatchNorm
+from .fuse_channel_gathers import FuseChannelGathers, InlineChannelGathers
 from .host_program import LowerToHostProgram
 from .lower_channel_gates import LowerChannelGates
 from .lower_layer_gates import LowerLayerGates
@@ -116,18 +117,21 @@ def compile_pipeline(
             relax.transform.ConvertToDataflow(),
         ],
         "kernels": [
-            # Every PrimFunc after FuseTIR is one (unscheduled) kernel: a tuning task.
+            # Every PrimFunc at the end of this phase is one (unscheduled) kernel: a tuning task.
             *backend.library_dispatch_passes(target),
             # Pooling and linear layers (gates, classifier) sum in float64: see wide_accumulation.
             relax.transform.LegalizeOps(WIDE_ACCUMULATION),
             relax.transform.AnnotateTIROpPattern(),
             relax.transform.FoldConstant(),
             relax.transform.FuseOps(),
+            # A bucket's convolutions read the full weight through the channel order: no copy per inference.
+            FuseChannelGathers(),
             relax.transform.FuseTIR(),
+            InlineChannelGathers(),
         ],
         "schedules": [
-            # The database must see the very kernels that were tuned: right after
-            # FuseTIR, never after another fusion.
+            # The database must see the very kernels that were tuned: those the
+            # kernels phase ends with, never after another fusion.
             apply_database,
             keep("tuned"),
             *options.target.default_schedules(),

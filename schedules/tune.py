@@ -317,7 +317,9 @@ def tune_kernels(
     """Tune each task up to its budget, resuming from what ``database`` already holds.
 
     The tasks with the largest budgets go first, so that with ``seed`` the full
-    convolutions are tuned before the channel buckets their schedules seed.
+    convolutions are tuned before the channel buckets their schedules seed;
+    before any search, every task without a record takes the seeds the
+    database already has for it.
     Ctrl-C, or ``time_limit`` seconds passing, stops after the round in flight;
     every measured record is already in the database.
     """
@@ -333,18 +335,35 @@ def tune_kernels(
         _stop_on_ctrl_c(bar) as stop,
         _stop_after(time_limit, stop, bar) as time_up,
     ):
-        for task in sorted((task for task in tasks if task.remaining), key=lambda task: task.budget, reverse=True):
-            if stop.is_set():
-                break
-            progress = _Progress(bar, [task.name], stop)
-            context = ms.TuneContext(
+        ordered = sorted((task for task in tasks if task.remaining), key=lambda task: task.budget, reverse=True)
+
+        def context_of(task: KernelTask) -> ms.TuneContext:
+            return ms.TuneContext(
                 mod=task.mod, target=target, space_generator="post-order-apply",
                 search_strategy=search_strategy(task.budget), task_name=task.name, num_threads="physical",
             )
+
+        def seed_task(task: KernelTask, context: ms.TuneContext, progress: _Progress) -> None:
+            seeded = _seed_kernel(task, context, device_type, database, runner, builder)
+            task.done += len(seeded)
+            progress.record(seeded, len(seeded))
+
+        if seed:
+            # Kernels without a record (all of them in a new database; new kernels once the lowering changed) take
+            # their seeds before any search, so a time limit or Ctrl-C never leaves one untuned that a seed covers.
+            for task in [task for task in ordered if task.done == 0]:
+                if stop.is_set():
+                    break
+                seed_task(task, context_of(task), _Progress(bar, [task.name], stop))
+        for task in ordered:
+            if stop.is_set():
+                break
+            if not task.remaining:
+                continue
+            progress = _Progress(bar, [task.name], stop)
+            context = context_of(task)
             if seed:
-                seeded = _seed_kernel(task, context, device_type, database, runner, builder)
-                task.done += len(seeded)
-                progress.record(seeded, len(seeded))
+                seed_task(task, context, progress)
                 if not task.remaining:
                     continue
             try:

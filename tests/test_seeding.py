@@ -15,7 +15,8 @@ from lcnet_tvm.schedules.seeding import (
     refitted_schedule,
     seeds_for,
 )
-from lcnet_tvm.schedules.tune import KernelTask, _seed_kernel
+from lcnet_tvm.schedules import tune as tune_module
+from lcnet_tvm.schedules.tune import KernelTask, _seed_kernel, tune_kernels
 from lcnet_tvm.targets import get_target
 from tvm import te
 from tvm.s_tir import meta_schedule as ms
@@ -105,3 +106,51 @@ def test_a_seed_is_measured_and_recorded_as_the_buckets_trial_once(database_with
     assert seeds_for(bucket, database.database) and _seed_kernel(
         task, tuning_context(bucket), X86.device_type, database, runner, ForkingBuilder()
     ) == []  # nothing left of its budget
+
+
+
+def through_order_matmul(rows: int) -> tvm.IRModule:
+    """:func:`matmul` reading ``rows`` rows of a 32-row ``w`` through ``order`` in place: a channel bucket's kernel once
+    its gather is fused into it and inlined (passes/fuse_channel_gathers.py)."""
+    a = te.placeholder((16, 64), name="a")
+    w = te.placeholder((32, 64), name="w")
+    order = te.placeholder((32,), "int64", name="order")
+    k = te.reduce_axis((0, 64), name="k")
+    product = te.compute((16, rows), lambda i, j: te.sum(a[i, k] * w[order[j], k], axis=k), name="product")
+    relu = te.compute((16, rows), lambda i, j: te.max(product[i, j], 0.0), name="relu")
+    return kernel_module(te.create_prim_func([a, w, order, relu]))
+
+
+def test_a_kernel_reading_through_the_order_takes_the_trace_of_the_kernel_reading_a_copy(database_with_full_kernel):
+    kernel = through_order_matmul(20)
+    assert kernel_form(kernel) == kernel_form(matmul(20))
+    (seed,) = seeds_for(kernel, database_with_full_kernel.database)
+    schedule = refitted_schedule(kernel, seed.record.trace, tuning_context(kernel).space_generator.postprocs)
+    assert tile_decisions(schedule.trace)[1] == refit_tile(20, tile_decisions(seed.record.trace)[1])
+    library = tvm.tirx.build(schedule.mod, target=X86.tvm_target())
+    rng = np.random.default_rng(0)
+    a, w = rng.standard_normal((16, 64), dtype="float32"), rng.standard_normal((32, 64), dtype="float32")
+    order = rng.permutation(32).astype("int64")
+    out = tvm.runtime.tensor(np.zeros((16, 20), "float32"))
+    library["main"](tvm.runtime.tensor(a), tvm.runtime.tensor(w), tvm.runtime.tensor(order), out)
+    np.testing.assert_allclose(out.numpy(), np.maximum(a @ w[order[:20]].T, 0), rtol=1e-5, atol=1e-5)
+
+
+
+def test_kernels_without_records_take_their_seeds_before_any_search(database_with_full_kernel, monkeypatch):
+    """So a tune stopped in its first search (Ctrl-C, the time limit) has still given a new bucket its seed."""
+    database = database_with_full_kernel
+    full = KernelTask("full", matmul(32), calls=1.0, flops=1.0, budget=40)  # the largest budget: searched first
+    bucket = KernelTask("bucket", matmul(20), calls=1.0, flops=1.0, budget=3)
+    bucket_records_at_each_search = {}
+
+    def search(tasks, **_options):
+        (context,) = tasks
+        bucket_records_at_each_search[context.task_name] = database.trials_by_workload().get(workload_key(bucket.mod), 0)
+
+    monkeypatch.setattr(tune_module.ms, "tune_tasks", search)
+    tune_kernels(
+        [full, bucket], X86.tvm_target(), X86.device_type, database, tuning_runner(X86, X86.config()), ForkingBuilder(),
+        show_progress=False,
+    )
+    assert bucket_records_at_each_search == {"full": 1, "bucket": 1}  # its seed, measured before the first search

@@ -30,8 +30,9 @@ from lcnet_tvm.runtime.compiled_model import CompiledModel
 #: Name fragments of a kernel -> the category its time is filed under (first match wins).
 KERNEL_CATEGORIES = (
     ("convolutions", ("conv2d",)),
-    # A lowered channel gate's bucket gathers in one kernel named gate<K>_channels<B>_gather, and decides in
-    # gate<K>_decision (passes/gate_kernels.py).
+    # A lowered channel gate decides in gate<K>_decision (passes/gate_kernels.py); its buckets' convolutions
+    # gather what they read themselves (fused_gate<K>_channels<B>_conv2d...), a gather read by anything else
+    # is a kernel of its own, gate<K>_channels<B>_gather<I>.
     ("channel gathers and scatters", ("_gather", "take", "scatter", "strided_slice", "argsort", "where", "broadcast_to")),
     ("gate networks and decisions", ("_decision", "mean", "matmul", "clip", "greater", "less", "max", "sum")),
 )

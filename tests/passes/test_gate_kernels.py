@@ -61,8 +61,8 @@ def test_the_gather_takes_the_first_channels_of_the_order_along_each_operands_ax
         (rng.normal(size=(1, 6, 1, 1)).astype("float32"), 1),  # a per-channel constant
         (rng.normal(size=(8, 6, 3, 3)).astype("float32"), 1),  # consumer weight columns
     ]
-    types = [(relax.TensorType(array.shape, "float32"), axis) for array, axis in operands]
-    shapes = [tuple(size if index == axis else extent for index, extent in enumerate(array.shape)) for array, axis in operands]
-    gathered = _run(channel_gather(width, size, types), [order, *(array for array, _ in operands)], [(s, "float32") for s in shapes])
-    for result, (array, axis) in zip(gathered, operands):
-        np.testing.assert_array_equal(result, np.take(array, order[:size], axis=axis))
+    for array, axis in operands:
+        shape = tuple(size if index == axis else extent for index, extent in enumerate(array.shape))
+        kernel = channel_gather(width, size, relax.TensorType(array.shape, "float32"), axis)
+        (gathered,) = _run(kernel, [order, array], [(shape, "float32")])
+        np.testing.assert_array_equal(gathered, np.take(array, order[:size], axis=axis))

@@ -65,16 +65,26 @@ class Expected:
         T.evaluate(0)
 
     @T.prim_func(private=True)
-    def gate0_channels1_gather(
-        order: T.Buffer((2,), "int64"),
-        w1: T.Buffer((2, 3, 3, 3), "float32"),
-        bias1: T.Buffer((1, 2, 1, 1), "float32"),
-        score_4d: T.Buffer((2, 2, 1, 1), "float32"),
-        w2: T.Buffer((4, 2, 3, 3), "float32"),
-        w1_rows: T.Buffer((1, 3, 3, 3), "float32"),
-        bias1_kept: T.Buffer((1, 1, 1, 1), "float32"),
-        score_kept: T.Buffer((2, 1, 1, 1), "float32"),
-        w2_columns: T.Buffer((4, 1, 3, 3), "float32"),
+    def gate0_channels1_gather0(
+        order: T.Buffer((2,), "int64"), w1: T.Buffer((2, 3, 3, 3), "float32"), w1_rows: T.Buffer((1, 3, 3, 3), "float32")
+    ):
+        T.evaluate(0)
+
+    @T.prim_func(private=True)
+    def gate0_channels1_gather1(
+        order: T.Buffer((2,), "int64"), bias1: T.Buffer((1, 2, 1, 1), "float32"), bias1_kept: T.Buffer((1, 1, 1, 1), "float32")
+    ):
+        T.evaluate(0)
+
+    @T.prim_func(private=True)
+    def gate0_channels1_gather2(
+        order: T.Buffer((2,), "int64"), score_4d: T.Buffer((2, 2, 1, 1), "float32"), score_kept: T.Buffer((2, 1, 1, 1), "float32")
+    ):
+        T.evaluate(0)
+
+    @T.prim_func(private=True)
+    def gate0_channels1_gather3(
+        order: T.Buffer((2,), "int64"), w2: T.Buffer((4, 2, 3, 3), "float32"), w2_columns: T.Buffer((4, 1, 3, 3), "float32")
     ):
         T.evaluate(0)
 
@@ -94,20 +104,10 @@ class Expected:
     ) -> R.Tensor((2, 4, 8, 8), "float32"):
         cls = Expected
         with R.dataflow():
-            gathered = R.call_tir(
-                cls.gate0_channels1_gather,
-                (order, w1, bias1, score_4d, w2),
-                out_ty=[
-                    R.Tensor((1, 3, 3, 3), "float32"),
-                    R.Tensor((1, 1, 1, 1), "float32"),
-                    R.Tensor((2, 1, 1, 1), "float32"),
-                    R.Tensor((4, 1, 3, 3), "float32"),
-                ],
-            )
-            w1_rows = gathered[0]
-            bias1_kept = gathered[1]
-            score_kept = gathered[2]
-            w2_columns = gathered[3]
+            w1_rows = R.call_tir(cls.gate0_channels1_gather0, (order, w1), out_ty=R.Tensor((1, 3, 3, 3), "float32"))
+            bias1_kept = R.call_tir(cls.gate0_channels1_gather1, (order, bias1), out_ty=R.Tensor((1, 1, 1, 1), "float32"))
+            score_kept = R.call_tir(cls.gate0_channels1_gather2, (order, score_4d), out_ty=R.Tensor((2, 1, 1, 1), "float32"))
+            w2_columns = R.call_tir(cls.gate0_channels1_gather3, (order, w2), out_ty=R.Tensor((4, 1, 3, 3), "float32"))
             conv1 = R.nn.conv2d(x, w1_rows, padding=[1, 1, 1, 1])
             biased = R.add(conv1, bias1_kept)
             relu1 = R.nn.relu(biased)
@@ -180,10 +180,9 @@ def expected() -> tvm.IRModule:
     mod = tvm.IRModule(dict(Expected.functions_items()))
     score = tvm.relax.TensorType((2, 2), "float32")
     operands = [((2, 3, 3, 3), 0), ((1, 2, 1, 1), 1), ((2, 2, 1, 1), 1), ((4, 2, 3, 3), 1)]
-    kernels = {
-        "gate0_decision": channel_decision(score, [1, 2]),
-        "gate0_channels1_gather": channel_gather(2, 1, [(tvm.relax.TensorType(shape, "float32"), axis) for shape, axis in operands]),
-    }
+    kernels = {"gate0_decision": channel_decision(score, [1, 2])}
+    for position, (shape, axis) in enumerate(operands):
+        kernels[f"gate0_channels1_gather{position}"] = channel_gather(2, 1, tvm.relax.TensorType(shape, "float32"), axis)
     for name, kernel in kernels.items():
         mod.update_func(mod.get_global_var(name), kernel)
     return mod
