@@ -27,3 +27,8 @@ cp -r $DB snap4; bench snap4 tvm-dense,ort-dense,openvino-dense bench4
 lcnet-tvm bench --model lcnet_resnet18_imagenet --flops-fraction 0.5 --target x86-avx2 --systems tvm-dense,tvm-mask,tvm-gated,ort-dense,openvino-dense --iterations 12 --json avx2_shipped.json > avx2_shipped.txt
 lcnet-tvm bench --model lcnet_resnet18_imagenet --flops-fraction 0.5 --target x86 --db snap4 --systems tvm-dense,tvm-mask,tvm-gated,ort-dense,openvino-dense --iterations 12 --json avx512_new.json > avx512_new.txt
 # The stem alone against PyTorch: python3 ../dense-tune/largest_conv.py lcnet_resnet18_imagenet snap4 x86 > largest_conv.txt
+# 2026-12-05 (evening), code at 678563b: the next dense stage, meant to reach 120 minutes, stopped by Ctrl-C to free the
+# cores for other work; not benchmarked (no 120-minute point yet):
+lcnet-tvm tune --model lcnet_resnet18_imagenet --target x86 --gates dense --guided --trials 6000 --db $DB --time-limit 60   # stage5a: 272 in 555 s (stopped)
+# then (code at 9adda97, bucket convolutions reading through the channel order) the gated form, shipped:
+lcnet-tvm tune --model lcnet_resnet18_imagenet --target x86 --flops-fraction 0.5 --trials 2500 --db $DB --time-limit 12     # g3: 539 in 765 s
