@@ -173,13 +173,11 @@ class InlineChannelGathers:
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         for gvar, func in list(mod.functions.items()):
-            if not isinstance(func, tvm.tirx.PrimFunc):
+            # A gather kernel of its own (its block is its output) stays as it is.
+            if not isinstance(func, tvm.tirx.PrimFunc) or CHANNEL_GATHER_AXIS in (func.attrs or {}):
                 continue
             schedule = Schedule(tvm.IRModule({"main": func}))
-            gathers = [
-                block for block in _blocks(schedule)
-                if schedule.get(block).name_hint.startswith(GATHER_BLOCK) and CHANNEL_GATHER_AXIS not in (func.attrs or {})
-            ]
+            gathers = [block for block in _blocks(schedule) if schedule.get(block).name_hint.startswith(GATHER_BLOCK)]
             if gathers:
                 for block in gathers:
                     schedule.compute_inline(block)

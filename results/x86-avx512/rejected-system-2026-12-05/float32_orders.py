@@ -1,20 +1,13 @@
 """The untrained LC-ResNet-56 at half its FLOPs (as `bench --flops-fraction 0.5` calibrates it), first 16 held-out images one
 by one: eager float32 (NCHW), eager with channels-last tensors (other oneDNN kernels, another summation order) and eager
 with oneDNN disabled, each against float64 (scaled error). Usage: python3 float32_orders.py"""
-import copy, numpy as np, torch
-from lcnet_tvm.model.checkpoint import resolve_model, dataset_for
-from lcnet_tvm.model.flops import FlopsCounter
-from lcnet_tvm.model.gates import WithGateScores
-from lcnet_tvm.evaluation.calibrate import calibrate_gates, calibration_inputs
+import os, sys, torch
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from half_flops_r56 import half_flops_r56, with_scores
 from lcnet_tvm.evaluation.verify import scaled_error
-torch.set_num_threads(2)
-loaded = resolve_model("lcnet_resnet56_cifar")
-data = dataset_for(loaded).x_test
-counter = FlopsCounter.from_model(loaded.model, loaded.config.input_shape)
-model = copy.deepcopy(loaded.model).eval()
-calibrate_gates(model, calibration_inputs(data), 0.5, counter)
-single = WithGateScores(model).eval(); double = WithGateScores(copy.deepcopy(model).double()).eval()
-cl = WithGateScores(copy.deepcopy(model).to(memory_format=torch.channels_last)).eval()
+model, data, _ = half_flops_r56()
+single, double = with_scores(model), with_scores(model, torch.float64)
+cl = with_scores(model).to(memory_format=torch.channels_last)
 with torch.inference_mode():
     for i in range(16):
         b = data[i:i+1]

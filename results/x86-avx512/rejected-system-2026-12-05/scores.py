@@ -1,20 +1,13 @@
 """Logits and gate scores against float64 on the first 16 held-out images (untrained LC-ResNet-56, half its FLOPs): eager,
 torch.compile of the mask form, and eager with the gates pooling by a float32 left-to-right sum. Usage: python3 scores.py"""
-import copy, numpy as np, torch
-from lcnet_tvm.model.checkpoint import resolve_model, dataset_for
-from lcnet_tvm.model.flops import FlopsCounter
+import os, sys, torch
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from half_flops_r56 import half_flops_r56, with_scores
 from lcnet_tvm.model import gates as G
-from lcnet_tvm.model.gates import WithGateScores
-from lcnet_tvm.evaluation.calibrate import calibrate_gates, calibration_inputs
 from lcnet_tvm.evaluation.verify import scaled_error
-torch.set_num_threads(2)
-loaded = resolve_model("lcnet_resnet56_cifar")
-data = dataset_for(loaded).x_test
-counter = FlopsCounter.from_model(loaded.model, loaded.config.input_shape)
-model = copy.deepcopy(loaded.model).eval()
-calibrate_gates(model, calibration_inputs(data), 0.5, counter)
-single = WithGateScores(model).eval(); double = WithGateScores(copy.deepcopy(model).double()).eval()
-compiled = torch.compile(WithGateScores(copy.deepcopy(model)).eval())
+model, data, _ = half_flops_r56()
+single, double = with_scores(model), with_scores(model, torch.float64)
+compiled = torch.compile(with_scores(model))
 orig = G._Gate.forward
 def sequential_pool(self, x):
     n = x.shape[2] * x.shape[3]
