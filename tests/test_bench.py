@@ -32,9 +32,11 @@ from lcnet_tvm.evaluation.verify import (
     ROUNDING_ALLOWANCE,
     EagerReference,
     eager_reference,
+    weight_ulp_twin,
 )
 from lcnet_tvm.model.checkpoint import LoadedModel, dataset_for, resolve_model
 from lcnet_tvm.model.flops import FlopsCounter
+from lcnet_tvm.model.gates import WithGateScores
 from lcnet_tvm.model.resnet import LCResNet, zoo_config
 from lcnet_tvm.runtime.instrument import OUTSIDE_KERNELS
 from lcnet_tvm.targets import get_target
@@ -254,6 +256,18 @@ def test_a_system_that_computes_something_else_is_refused():
         check_logits("ort-dense", [logits + 0.01], reference)
 
 
+def test_a_weight_ulp_twin_differs_from_the_model_by_one_unit_in_the_last_place():
+    model = narrow_resnet20()
+    twin = weight_ulp_twin(model, torch.Generator().manual_seed(0))
+    upward = total = 0
+    for (name, original), changed in zip(model.named_parameters(), twin.parameters()):
+        up, down = torch.nextafter(original, torch.tensor(torch.inf)), torch.nextafter(original, torch.tensor(-torch.inf))
+        assert bool(((changed == up) | (changed == down)).all()), name
+        upward, total = upward + int((changed == up).sum()), total + original.numel()
+    assert 0.45 < upward / total < 0.55
+    assert all(torch.equal(a, b) for a, b in zip(model.buffers(), twin.buffers()))
+
+
 def test_the_logit_tolerance_follows_eager_float32_rounding():
     batches = [torch.randn(1, *SHAPE, generator=torch.Generator().manual_seed(seed)).numpy() for seed in range(8)]
     sane = eager_reference(narrow_resnet20(), batches)
@@ -274,6 +288,11 @@ def test_the_logit_tolerance_follows_eager_float32_rounding():
     with torch.inference_mode():
         outputs = [skipping(torch.from_numpy(batch)).numpy() for batch in batches]
     assert check_logits("eager-skip", outputs, reference) > 0
+    # Eager itself, its float32 weights rounded the other way in their last bit, is not something else.
+    twin = WithGateScores(weight_ulp_twin(deep, torch.Generator().manual_seed(1))).eval()
+    with torch.inference_mode():
+        assert check_logits("twin", [twin(torch.from_numpy(batch))[0].numpy() for batch in batches], reference) > 0
+    assert reference.rounding >= eager_reference(deep, batches, twins=0).rounding
     with pytest.raises(LcnetError, match="eager's own float32 rounding being"):
         check_logits("eager-skip", [output + 10 * reference.tolerance * np.abs(output).max() for output in outputs],
                      reference)

@@ -168,7 +168,7 @@ def _within(report: dict) -> str:
     verdict = "within" if report["max_scaled_error"] <= report["logits_tolerance"] else "BEYOND"
     return (
         f"{verdict} the allowed {report['logits_tolerance']:.1e}: {LOGIT_TOLERANCE:.0e}, or {ROUNDING_ALLOWANCE}x eager's "
-        f"own float32 rounding {report['eager_float32_rounding']:.1e} where larger"
+        f"own float32 rounding {report['eager_float32_rounding']:.1e} (against float64 and weight-ulp twins) where larger"
     )
 
 

@@ -17,8 +17,15 @@ LOGIT_TOLERANCE = 1e-4
 
 #: Where float32 rounding alone moves eager's logits more than :data:`LOGIT_TOLERANCE` (deep untrained
 #: ResNets, whose activations grow block by block), a system may be this many times as far from eager as
-#: eager is from float64: another exact summation order rounds about as much again, on each side.
+#: float32 rounding moves eager (:attr:`EagerReference.rounding`): another exact order rounds about as much
+#: again, on each side.
 ROUNDING_ALLOWANCE = 4
+
+#: Twins of the model whose float32 weights are each one unit in the last place up or down (at random, seeded)
+#: measure how much float32's representation of the weights alone moves the logits. Any float32 computation of
+#: the model rounds its products and sums at least that much; on the bench's untrained ResNet-56 this moves
+#: eager's logits several times more than eager's arithmetic does (against float64).
+WEIGHT_ULP_TWINS = 8
 
 
 def scaled_error(logits: np.ndarray, reference: np.ndarray) -> float:
@@ -66,8 +73,9 @@ class EagerReference:
     """Eager float32 logits per batch, and how far float32 rounding alone moves them."""
 
     logits: list[np.ndarray]
-    #: max :func:`scaled_error` of these logits against a float64 run of the same model, over the batches
-    #: where both runs take the same gate decisions (elsewhere float64 computes another function).
+    #: max :func:`scaled_error` of these logits against a float64 run of the same model and against its
+    #: :data:`WEIGHT_ULP_TWINS`, over the batches where the other run takes the same gate decisions (elsewhere it
+    #: computes another function).
     rounding: float
 
     @property
@@ -75,17 +83,33 @@ class EagerReference:
         return max(LOGIT_TOLERANCE, ROUNDING_ALLOWANCE * self.rounding)
 
 
+def weight_ulp_twin(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """A copy of the float32 ``model`` with each weight one unit in the last place up or down, at random."""
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for parameter in twin.parameters():
+            upward = torch.randint(0, 2, parameter.shape, generator=generator, dtype=torch.bool)
+            parameter.copy_(torch.nextafter(parameter, torch.where(upward, torch.inf, -torch.inf)))
+    return twin
+
+
 @torch.inference_mode()
-def eager_reference(model: nn.Module, batches: list[np.ndarray]) -> EagerReference:
-    """``model``'s eager logits on each batch, with their float32 rounding measured against float64."""
-    single, double = WithGateScores(model).eval(), WithGateScores(copy.deepcopy(model).double()).eval()
+def eager_reference(model: nn.Module, batches: list[np.ndarray], twins: int = WEIGHT_ULP_TWINS) -> EagerReference:
+    """``model``'s eager logits on each batch, with their float32 rounding measured against float64 and ``twins``
+    weight-ulp twins."""
+    generator = torch.Generator().manual_seed(0)
+    single = WithGateScores(model).eval()
+    others = [WithGateScores(copy.deepcopy(model).double()).eval()]
+    others += [WithGateScores(weight_ulp_twin(model, generator)).eval() for _ in range(twins)]
     logits, rounding = [], 0.0
     for batch in batches:
         reference, *scores = (t.numpy() for t in single(torch.from_numpy(batch)))
-        exact, *exact_scores = (t.numpy() for t in double(torch.from_numpy(batch).double()))
         logits.append(reference)
-        if all(np.array_equal(a > 0, b > 0) for a, b in zip(scores, exact_scores)):
-            rounding = max(rounding, scaled_error(reference, exact))
+        for other in others:
+            dtype = next(other.parameters()).dtype
+            other_logits, *other_scores = (t.numpy() for t in other(torch.from_numpy(batch).to(dtype)))
+            if all(np.array_equal(a > 0, b > 0) for a, b in zip(scores, other_scores)):
+                rounding = max(rounding, scaled_error(reference, other_logits))
     return EagerReference(logits, rounding)
 
 

@@ -21,7 +21,7 @@ keeps scales the unit by a score below :data:`THRESHOLD_ROUNDING`, so outputs
 agree to that order either way. Comparisons (:mod:`lcnet_tvm.evaluation.verify`) count
 such a pair as a tie, not a mismatch; logits are held to the same tolerance
 (:attr:`~lcnet_tvm.evaluation.verify.EagerReference.tolerance`: 1e-4, or 4x eager's own float32
-rounding where that is larger).
+rounding, against float64 and against twins whose weights differ in their last bit, where that is larger).
 
 Training uses a straight-through estimator: the forward value is the hard
 inference score (so training sees the decisions inference makes; with
