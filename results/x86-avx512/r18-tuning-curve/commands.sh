@@ -32,3 +32,8 @@ lcnet-tvm bench --model lcnet_resnet18_imagenet --flops-fraction 0.5 --target x8
 lcnet-tvm tune --model lcnet_resnet18_imagenet --target x86 --gates dense --guided --trials 6000 --db $DB --time-limit 60   # stage5a: 272 in 555 s (stopped)
 # then (code at 9adda97, bucket convolutions reading through the channel order) the gated form, shipped:
 lcnet-tvm tune --model lcnet_resnet18_imagenet --target x86 --flops-fraction 0.5 --trials 2500 --db $DB --time-limit 12     # g3: 539 in 765 s
+# 2026-12-05 17:30-18:21, code at eee9d7f (a non-editable install), the same database (the shipped one, which holds
+# stage 5a and g3): the dense stage to 120 minutes, then its bench; then the half-FLOPs bench for issue 13's row.
+lcnet-tvm tune --model lcnet_resnet18_imagenet --target x86 --gates dense --guided --trials 6000 --db $DB --time-limit 50   # stage6: 1688 in 3010 s
+cp -r $DB snap6; bench snap6 tvm-dense,ort-dense,openvino-dense bench6
+lcnet-tvm bench --model lcnet_resnet18_imagenet --flops-fraction 0.5 --systems eager-dense,tvm-dense,tvm-gated,ort-dense,ort-mask,openvino-dense,openvino-mask --target x86 --db snap6 --iterations 12 --json r18_row.json > r18_row.txt

@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt
 here = Path(__file__).parent
 # stage label in tune_log.txt -> (form tuned, bench run after it)
 STAGES = [("stage1", "dense", "bench1"), ("stage2", "dense", "bench2"), ("stage3", "dense", "bench3"),
-          ("stage4", "dense", "bench4"), ("g1", "gated", "benchg1"), ("m1", "mask", None), ("g2", "gated", "benchg2")]
+          ("stage4", "dense", "bench4"), ("g1", "gated", "benchg1"), ("m1", "mask", None), ("g2", "gated", "benchg2"),
+          ("stage5a", "dense", None), ("stage6", "dense", "bench6")]
 seconds = {}
 for block in here.joinpath("tune_log.txt").read_text().split("== ")[1:]:
     label = block.split(".log")[0]
