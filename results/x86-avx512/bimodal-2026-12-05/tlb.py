@@ -1,8 +1,11 @@
 """LC-ResNet-56's gated code timed in half-second windows for a minute, each window beside the TLB-shootdown and
 function-call interrupts /proc/interrupts counted on both CPUs meanwhile (DAMON's physical-address monitoring and
-pageout scheme run on this VM: kdamond). Usage: python3 tlb.py ARTIFACT INPUTS.pt"""
-import sys, time, numpy as np, torch
-from lcnet_tvm.runtime.compiled_model import CompiledModel
+pageout scheme run on this VM: kdamond). Usage: python3 tlb.py ARTIFACT INPUTS.pt [WINDOWS, default 120]"""
+import sys, time
+
+import numpy as np
+
+from two_speeds import held_out, warmed
 
 def counts():
     rows = {}
@@ -12,12 +15,10 @@ def counts():
             rows[parts[0][:-1]] = int(parts[1]) + int(parts[2])
     return rows
 
-m = CompiledModel.load(sys.argv[1])
-xs = torch.load(sys.argv[2]).numpy()
-xs = [xs[i:i + 1] for i in range(len(xs))]
-for x in xs * 5: m.run(x)
+xs = held_out(sys.argv[2])
+m = warmed(sys.argv[1], xs)
 windows = []
-for w in range(120):
+for w in range(int(sys.argv[3]) if len(sys.argv) > 3 else 120):
     before, start, ts, k = counts(), time.perf_counter(), [], 0
     while time.perf_counter() - start < 0.5:
         t = time.perf_counter(); m.run(xs[k % len(xs)]); ts.append(time.perf_counter() - t); k += 1
