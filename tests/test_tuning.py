@@ -29,7 +29,8 @@ from lcnet_tvm.schedules.database import (
     workload_key,
 )
 from lcnet_tvm.schedules.shipped import COMPRESSED_FILES, SHIPPED_TUNING_DIR, unpacked_database
-from lcnet_tvm.schedules.tune import KernelTask, search_strategy, spread_budget
+from lcnet_tvm.schedules import tune as tuning
+from lcnet_tvm.schedules.tune import BUDGET_SHARES, KernelTask, search_strategy, spread_budget, tune_kernels
 from lcnet_tvm.targets import get_target
 from tvm import te
 from tvm.s_tir import meta_schedule as ms
@@ -53,6 +54,34 @@ def test_the_budget_is_spread_by_runtime_share_and_adds_up():
     assert tasks[0].budget > tasks[2].budget > tasks[1].budget >= tasks[3].budget
     with pytest.raises(LcnetError, match="budget of 3 trials cannot tune the model's 4 kernels"):
         spread_budget(tasks, 3)
+
+
+def _elementwise_task(name: str, scale: float, budget: int) -> KernelTask:
+    a = te.placeholder((64,), name="a")
+    scaled = te.compute((64,), lambda i: a[i] * scale, name="scaled")
+    return KernelTask(name, kernel_module(te.create_prim_func([a, scaled])), 1, 64.0, budget=budget)
+
+
+@pytest.mark.parametrize("stop_after_searches", [None, 2])
+def test_a_tune_searches_in_passes_so_a_stop_leaves_every_kernel_a_like_share(stop_after_searches, tmp_path, monkeypatch):
+    """Each search is MetaSchedule's; here one that measures what it is asked, so the passes' plan is what is seen."""
+    searches: list[tuple[str, int]] = []
+
+    def measure_as_asked(tasks, max_trials_global, measure_callbacks, **_):
+        searches.append((tasks[0].task_name, max_trials_global))
+        measure_callbacks[-1].record([], max_trials_global)
+        if len(searches) == stop_after_searches:
+            measure_callbacks[-1].stop.set()
+
+    monkeypatch.setattr(tuning.ms, "tune_tasks", measure_as_asked)
+    target = get_target("x86")
+    tasks = [_elementwise_task("small", 3.0, 4), _elementwise_task("large", 2.0, 8)]
+    tune_kernels(tasks, target.tvm_target(), target.device_type, TuningDatabase(tmp_path / "db", target.config()),
+                 runner=None, builder=None, show_progress=False, seed=False)
+    assert BUDGET_SHARES == (0.25, 0.5, 1.0)
+    expected = [("large", 2), ("small", 1), ("large", 2), ("small", 1), ("large", 4), ("small", 2)]
+    # Stopped after the first pass: each kernel has a quarter of its budget, not the large one all of its own.
+    assert searches == expected[:stop_after_searches]
 
 
 def test_every_kernel_is_tuned_and_the_artifact_says_so(tuned):
