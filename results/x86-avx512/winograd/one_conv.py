@@ -1,7 +1,8 @@
 """One 3x3 stride-1 convolution + bias + ReLU, batch 1, tuned as a direct convolution and as Winograd F(m x m, 3x3)
 with the weight transformed ahead of time, each timed alone beside PyTorch (oneDNN), 2 threads each.
 
-Usage: python3 one_conv.py CHANNELS SIZE TRIALS DBDIR [--tile M ...] [--no-direct] [--shipped-model MODEL]\n(DBDIR: a scratch tuning database; TRIALS per kernel, counting those DBDIR already has)"""
+Usage: python3 one_conv.py CHANNELS SIZE TRIALS DBDIR [--tile M ...] [--no-direct] [--shipped-model MODEL]
+(DBDIR: a scratch tuning database; TRIALS per kernel, counting those DBDIR already has)"""
 import argparse, time, numpy as np, torch, tvm
 import torch.nn.functional as F
 from tvm import te, topi
@@ -24,23 +25,26 @@ args = parser.parse_args()
 C, H = args.channels, args.size
 torch.set_num_threads(2)
 options = CompileOptions(target="x86", database=args.db)
+dev = tvm.cpu()
 
 
-def direct():
-    data = te.placeholder((1, C, H, H), name="data"); weight = te.placeholder((C, C, 3, 3), name="weight")
+def with_bias_and_relu(conv, weight_shape: tuple) -> tvm.tirx.PrimFunc:
+    """The kernel ``relu(conv(data, weight) + bias)``, the form the model's own kernels have."""
+    data = te.placeholder((1, C, H, H), name="data"); weight = te.placeholder(weight_shape, name="weight")
     bias = te.placeholder((1, C, 1, 1), name="bias")
-    conv = topi.nn.conv2d_nchw(data, weight, 1, 1, 1)
-    out = topi.nn.relu(topi.add(conv, bias))
-    return te.create_prim_func([data, weight, bias, out]), ("weight",)
+    return te.create_prim_func([data, weight, bias, topi.nn.relu(topi.add(conv(data, weight), bias))])
 
 
-def winograd(m):
-    alpha = m + 2
-    data = te.placeholder((1, C, H, H), name="data"); packed = te.placeholder((alpha, alpha, C, C), name="packed")
-    bias = te.placeholder((1, C, 1, 1), name="bias")
-    conv = _conv2d_winograd_nchw_impl(data, packed, 1, 1, 1, "float32", m, pre_computed=True)
-    out = topi.nn.relu(topi.add(conv, bias))
-    return te.create_prim_func([data, packed, bias, out]), ("packed",)
+def direct() -> tvm.tirx.PrimFunc:
+    return with_bias_and_relu(lambda data, weight: topi.nn.conv2d_nchw(data, weight, 1, 1, 1), (C, C, 3, 3))
+
+
+def winograd(m: int) -> tvm.tirx.PrimFunc:
+    """F(m x m, 3x3), its weight transformed ahead of time ([m+2, m+2, in, out])."""
+    return with_bias_and_relu(
+        lambda data, packed: _conv2d_winograd_nchw_impl(data, packed, 1, 1, 1, "float32", m, pre_computed=True),
+        (m + 2, m + 2, C, C),
+    )
 
 
 def pack(weight: np.ndarray, m: int) -> np.ndarray:
@@ -55,7 +59,7 @@ b = rng.standard_normal((1, C, 1, 1)).astype("float32")
 expected = F.relu(F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b.reshape(C)), padding=1)).numpy()
 
 kernels = ({} if args.no_direct else {"direct": (direct(), w)}) | {f"winograd{m}": (winograd(m), pack(w, m)) for m in args.tile}
-modules = {name: kernel_module(f) for name, ((f, _), _) in kernels.items()}
+modules = {name: kernel_module(f) for name, (f, _) in kernels.items()}
 tasks = [KernelTask(name, mod, 1, estimate_tir_flops(mod), budget=args.trials) for name, mod in modules.items()]
 database = TuningDatabase(args.db, options.target_config)
 tune_kernels(tasks, options.tvm_target, options.target.device_type, database,
@@ -63,7 +67,7 @@ tune_kernels(tasks, options.tvm_target, options.target.device_type, database,
              show_progress=False)
 
 
-def timed(name: str, func_mod: tvm.IRModule, weight: np.ndarray, records, trials: str) -> None:
+def timed(name: str, func_mod: tvm.IRModule, weight: np.ndarray, records) -> None:
     """Apply ``records`` to the one kernel of ``func_mod``, check it against PyTorch, time it alone."""
     with options.tvm_target, records.database:
         tuned = relax.transform.MetaScheduleApplyDatabase()(func_mod)
@@ -75,15 +79,14 @@ def timed(name: str, func_mod: tvm.IRModule, weight: np.ndarray, records, trials
     lib["main"](*inputs, out)
     error = np.abs(out.numpy() - expected).max() / np.abs(expected).max()
     ms = [1e3 * np.median(lib.time_evaluator("main", dev, number=50, repeat=5)(*inputs, out).results) for _ in range(3)]
+    trials = records.trials[workload_key(func_mod)]
     print(f"C={C} H={H} {name} ({'tuned' if scheduled else 'UNTUNED'}, {trials} trials): "
           f"{' / '.join(f'{t:.4f}' for t in ms)} ms, max rel error {error:.1e}", flush=True)
 
 
-dev = tvm.cpu()
 records = read_database(args.db, options.target_config)
-trials = database.trials_by_workload()
 for task in tasks:
-    timed(task.name, task.mod, kernels[task.name][1], records, trials.get(workload_key(task.mod), 0))
+    timed(task.name, task.mod, kernels[task.name][1], records)
 if args.shipped_model:
     # The model's own kernel of this shape (conv + bias + ReLU) with the records shipped for it.
     from lcnet_tvm.compiler.driver import lower_to_kernels
@@ -95,10 +98,7 @@ if args.shipped_model:
     wanted = [[1, C, H, H], [C, C, 3, 3], [1, C, 1, 1], [1, C, H, H]]
     name, func = next((gv.name_hint, f) for gv, f in model_kernels.functions_items() if isinstance(f, tvm.tirx.PrimFunc)
                       and [[int(d) for d in p.ty.shape] for p in f.params] == wanted)
-    mod = kernel_module(func)
-    shipped_records = read_database(shipped.database, shipped.target_config)
-    shipped_trials = TuningDatabase(shipped.database, shipped.target_config).trials_by_workload()
-    timed(f"shipped {args.shipped_model} {name}", mod, w, shipped_records, shipped_trials.get(workload_key(mod), 0))
+    timed(f"shipped {args.shipped_model} {name}", kernel_module(func), w, read_database(shipped.database, shipped.target_config))
 xt, wt, bt = map(torch.from_numpy, (x, w, b.reshape(C)))
 for _ in range(3):
     with torch.no_grad():
